@@ -1,0 +1,1 @@
+"""The click front end of pmtnumba (installed as ``pmtnumba_cli``; console script ``pmtnumba``)."""

@@ -1,0 +1,217 @@
+"""``pmtnumba``: the command line. Thin: parse options, call the engine, print.
+
+Every user-facing error (bad argument, bad file, diverged training) is printed as one line
+``error: ...`` with exit status 2; set ``PMTNUMBA_DEBUG=1`` to see the traceback instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import time
+
+import click
+import numpy as np
+
+from pmtnumba.errors import PmtError
+
+
+def friendly_errors(fn):
+    """Turn user-facing exceptions into one clear line."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (PmtError, ValueError, FileNotFoundError) as exc:
+            if os.environ.get("PMTNUMBA_DEBUG"):
+                raise
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+class ClickReporter:
+    """Per-epoch click progress bar showing the running losses and steps per second."""
+
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet
+        self.bar = None
+        self.names: list[str] = []
+
+    def epoch_start(self, epoch, n_steps):
+        if self.quiet:
+            return
+        self.t0 = time.perf_counter()
+        self.done = 0
+        self.bar = click.progressbar(length=n_steps, label=f"epoch {epoch:3d}", file=sys.stderr,
+                                     item_show_func=lambda s: s, show_eta=False)
+        self.bar.__enter__()
+
+    def step_done(self, epoch, step, losses):
+        if self.bar is None:
+            return
+        self.done += 1
+        rate = self.done / max(1e-9, time.perf_counter() - self.t0)
+        text = " ".join(f"{n}={v:.4f}" for n, v in zip(self.names, losses)) + f" {rate:.0f} it/s"
+        self.bar.update(1, text)
+
+    def epoch_end(self, rec):
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+        if self.quiet:
+            return
+        losses = " ".join(f"{k[5:]}={v:.4f}" for k, v in rec.items() if k.startswith("loss_"))
+        val = ""
+        if "valid_recall@20" in rec:
+            val = f" | valid R@20 {rec['valid_recall@20']:.4f} N@20 {rec['valid_ndcg@20']:.4f} (best epoch {rec['best_epoch']})"
+        click.echo(f"epoch {rec['epoch']:3d} | {losses} | {rec['train_seconds']:.2f}s{val}", err=True)
+
+    def message(self, text):
+        click.echo(text, err=True)
+
+
+def print_metrics(metrics: dict, ks=(5, 10, 20, 40), title: str = "test") -> None:
+    click.echo(f"{title} metrics ({metrics.get('n_users', '?')} users):")
+    click.echo("  K    " + "  ".join(f"{m:>9s}" for m in ("Recall", "NDCG", "HR", "Precision", "MRR")))
+    for k in ks:
+        vals = [metrics.get(f"{m}@{k}", float("nan")) for m in ("recall", "ndcg", "hr", "precision", "mrr")]
+        click.echo(f"  {k:<4d} " + "  ".join(f"{v:9.4f}" for v in vals))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="pmtnumba")
+def main():
+    """pmtnumba: personalized multi-task training (PMTRec) of recommender embeddings."""
+
+
+@main.command()
+@click.option("--dataset", default="videogame", show_default=True,
+              help="A shipped data set name (see `pmtnumba datasets`) or a path to a CSV/TSV of interactions.")
+@click.option("--tasks", default=None, help="Comma-separated tasks; default: the data set's paper task set.")
+@click.option("--method", default="ew", show_default=True, help="Gradient combiner.")
+@click.option("--dim", default=32, show_default=True, type=int)
+@click.option("--batch-size", default=2048, show_default=True, type=int)
+@click.option("--lr", default=1e-2, show_default=True, type=float)
+@click.option("--wd", default=1e-6, show_default=True, type=float, help="Adam weight decay (added to the gradient).")
+@click.option("--adam", "adam_mode", default="sparse", show_default=True, type=click.Choice(["sparse", "dense"]))
+@click.option("--epochs", default=300, show_default=True, type=int, help="Maximum epochs.")
+@click.option("--patience", default=10, show_default=True, type=int, help="Validations without improvement before stopping.")
+@click.option("--eval-every", default=1, show_default=True, type=int)
+@click.option("--monitor", default="recall@20", show_default=True)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--threads", default=None, type=int, help="Numba threads (default: all cores).")
+@click.option("--aux-sampling", default="anchored", show_default=True, type=click.Choice(["anchored", "independent"]))
+@click.option("--data-dir", default=None, help="Folder of the shipped .npz files (default: the repo's datasets/).")
+@click.option("--out", "out_dir", default=None, help="Run directory for config, curve, metrics and embeddings.")
+@click.option("--quiet", is_flag=True, help="No progress output.")
+@friendly_errors
+def fit(dataset, tasks, method, dim, batch_size, lr, wd, adam_mode, epochs, patience, eval_every, monitor,
+        seed, threads, aux_sampling, data_dir, out_dir, quiet):
+    """Train embeddings with early stopping and report test metrics of the best epoch."""
+    from pmtnumba.training import FitConfig, Trainer
+
+    cfg = FitConfig(
+        dataset=dataset, tasks=None if tasks is None else [t.strip() for t in tasks.split(",") if t.strip()],
+        method=method, dim=dim, batch_size=batch_size, lr=lr, wd=wd, adam_mode=adam_mode, epochs=epochs,
+        patience=patience, eval_every=eval_every, monitor=monitor, seed=seed, threads=threads,
+        aux_sampling=aux_sampling, data_dir=data_dir,
+    )
+    reporter = ClickReporter(quiet=quiet)
+    trainer = Trainer(cfg, reporter=reporter)
+    reporter.names = [t.name for t in trainer.tasks]
+    ds = trainer.split.dataset
+    click.echo(f"{ds.name}: {ds.n_users} users, {ds.n_items} items, {trainer.split.train_users.size} train "
+               f"interactions | tasks {','.join(cfg.tasks)} | method {cfg.method}", err=True)
+    result = trainer.fit(out_dir=out_dir)
+    click.echo(f"best epoch {result.best_epoch} ({len(result.curve)} run, {result.train_seconds:.1f}s training)")
+    print_metrics(result.test, cfg.ks)
+    if out_dir:
+        click.echo(f"results written to {out_dir}")
+
+
+@main.command()
+@click.option("--data-dir", default=None)
+@friendly_errors
+def datasets(data_dir):
+    """Table-1 style summary of the shipped data sets, computed from the files."""
+    from pmtnumba.data import summary_table
+
+    rows = summary_table(data_dir=data_dir)
+    cols = list(rows[0].keys())
+    widths = {c: max(len(c), *(len(_fmt(r[c])) for r in rows)) for c in cols}
+    click.echo("  ".join(c.rjust(widths[c]) if i else c.ljust(widths[c]) for i, c in enumerate(cols)))
+    for r in rows:
+        click.echo("  ".join(_fmt(r[c]).rjust(widths[c]) if i else _fmt(r[c]).ljust(widths[c]) for i, c in enumerate(cols)))
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.5f}" if v < 0.1 else f"{v:.3f}"
+    if isinstance(v, (int, np.integer)):
+        return f"{int(v):,}"
+    return "-" if v is None else str(v)
+
+
+def _load_run_split(run_dir, data_dir):
+    from pmtnumba.data import load_dataset
+    from pmtnumba.data.split import make_split
+    from pmtnumba.training.runio import load_run
+
+    cfg, metrics, emb = load_run(run_dir)
+    ds = load_dataset(cfg["dataset"], data_dir=data_dir or cfg.get("data_dir"))
+    if emb["user_emb"].shape[0] != ds.n_users or emb["item_emb"].shape[0] != ds.n_items:
+        raise PmtError(f"{run_dir}: embeddings do not match data set {cfg['dataset']!r} "
+                       f"({emb['user_emb'].shape[0]} x {emb['item_emb'].shape[0]} vs {ds.n_users} x {ds.n_items})")
+    return cfg, metrics, emb, make_split(ds, cfg["seed"])
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--data-dir", default=None)
+@click.option("--part", default="test", type=click.Choice(["valid", "test"]), show_default=True)
+@friendly_errors
+def evaluate(run_dir, data_dir, part):
+    """Re-evaluate the saved embeddings of a run on its split."""
+    from pmtnumba.evaluation import evaluate as eval_fn
+
+    cfg, metrics, emb, sp = _load_run_split(run_dir, data_dir)
+    heldout, exclude = (sp.valid, [sp.train]) if part == "valid" else (sp.test, [sp.train, sp.valid])
+    ks = tuple(cfg.get("ks", (5, 10, 20, 40)))
+    m = eval_fn(emb["user_emb"], emb["item_emb"], heldout, exclude=exclude, ks=ks)
+    print_metrics(m, ks, title=part)
+    if metrics is not None and part in metrics:
+        k = cfg.get("monitor", "recall@20")
+        click.echo(f"saved {part} {k}: {metrics[part].get(k, float('nan')):.4f}, now {m[k]:.4f}")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--user", "user_id", required=True, help="The user's original id.")
+@click.option("-k", "k", default=10, show_default=True, type=int)
+@click.option("--data-dir", default=None)
+@friendly_errors
+def recommend(run_dir, user_id, k, data_dir):
+    """Top-K items the user has not interacted with (train, validation or test), by original id."""
+    from pmtnumba.evaluation import topk_for_users
+
+    if k < 1:
+        raise PmtError(f"-k must be >= 1, got {k}")
+    cfg, _, emb, sp = _load_run_split(run_dir, data_dir)
+    user_raw = emb["user_raw"]
+    matches = np.flatnonzero(user_raw.astype(str) == str(user_id))
+    if matches.size == 0:
+        raise PmtError(f"user {user_id!r} is not in data set {cfg['dataset']!r}")
+    u = int(matches[0])
+    items = topk_for_users(emb["user_emb"], emb["item_emb"], np.array([u]), [sp.train, sp.valid, sp.test], k)[0]
+    scores = emb["item_emb"] @ emb["user_emb"][u]
+    click.echo(f"top {k} for user {user_id} ({cfg['dataset']}):")
+    for rank, it in enumerate(items[items >= 0], 1):
+        click.echo(f"  {rank:3d}  item {emb['item_raw'][it]}  score {scores[it]:.4f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""Matrix factorisation: the encoder is the embedding table itself.
+
+Users are rows ``0..U-1`` and items rows ``U..U+I-1`` of one ``[U+I, d]`` float32 table, so
+every task kernel and the optimizer work on a single row space. A task's gradient with respect
+to the encoder's output row is the gradient with respect to that parameter row.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def xavier_uniform(rows: int, dim: int, rng: np.random.Generator, dtype=np.float32) -> np.ndarray:
+    """Xavier/Glorot uniform init of one table: U(-b, b) with ``b = sqrt(6 / (rows + dim))``
+    (torch.nn.init.xavier_uniform_ on a ``[rows, dim]`` weight)."""
+    bound = np.sqrt(6.0 / (rows + dim))
+    return rng.uniform(-bound, bound, size=(rows, dim)).astype(dtype)
+
+
+class MF:
+    """The MF encoder: parameters ``E`` [U+I, d]; output embeddings are ``E`` itself."""
+
+    name = "mf"
+
+    def __init__(self, n_users: int, n_items: int, dim: int, seed: int):
+        rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0xE4B]))
+        self.n_users = n_users
+        self.n_items = n_items
+        self.E = np.concatenate([xavier_uniform(n_users, dim, rng), xavier_uniform(n_items, dim, rng)])
+
+    @property
+    def user_emb(self) -> np.ndarray:
+        return self.E[: self.n_users]
+
+    @property
+    def item_emb(self) -> np.ndarray:
+        return self.E[self.n_users :]

@@ -1,0 +1,5 @@
+"""Optimizers."""
+
+from .adam import Adam
+
+__all__ = ["Adam"]

@@ -1,0 +1,103 @@
+"""Hand-written Adam for embedding tables, sparse (lazy) by default, dense as an option.
+
+Per parameter, with the combined gradient ``g`` and weight decay added as ``g + wd * e`` (what
+torch.optim.Adam's ``weight_decay`` does), at global step ``t``::
+
+    m <- b1 m + (1 - b1) g
+    v <- b2 v + (1 - b2) g^2
+    e <- e - (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+
+(the update in torch.optim.Adam's own arrangement of the bias corrections).
+
+Sparse mode updates only the rows R a step touched (their moments decay only when touched;
+``t`` is the global step count). Dense mode updates every row every step as PyTorch's Adam does
+on a dense embedding gradient: untouched rows see ``g = wd * e`` and their moments keep decaying.
+The update of each row is independent, so both kernels are parallel over rows and race-free.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+from numba.extending import register_jitable
+
+
+@register_jitable
+def _adam_row(E, M, V, r, g, gk, lr_t, b1, b2, eps, bc2_sqrt, wd):
+    """Update row ``r`` of E/M/V with gradient row ``g[gk]`` (or zero when gk < 0)."""
+    d = E.shape[1]
+    for c in range(d):
+        e = np.float64(E[r, c])
+        gc = wd * e
+        if gk >= 0:
+            gc += np.float64(g[gk, c])
+        m = b1 * np.float64(M[r, c]) + (1.0 - b1) * gc
+        v = b2 * np.float64(V[r, c]) + (1.0 - b2) * gc * gc
+        M[r, c] = m
+        V[r, c] = v
+        E[r, c] = e - lr_t * m / (math.sqrt(v) / bc2_sqrt + eps)
+
+
+@njit(parallel=True, cache=True)
+def adam_sparse_kernel(E, M, V, rows, g, lr_t, b1, b2, eps, bc2_sqrt, wd):
+    """Lazy Adam on the rows ``rows`` (distinct) with gradients ``g[k]`` for ``rows[k]``."""
+    for k in prange(rows.shape[0]):
+        _adam_row(E, M, V, rows[k], g, k, lr_t, b1, b2, eps, bc2_sqrt, wd)
+
+
+@njit(parallel=True, cache=True)
+def adam_dense_kernel(E, M, V, local, g, lr_t, b1, b2, eps, bc2_sqrt, wd):
+    """Adam on every row; ``local[r]`` is the row's index in ``g`` or -1 (zero gradient)."""
+    for r in prange(E.shape[0]):
+        _adam_row(E, M, V, r, g, local[r], lr_t, b1, b2, eps, bc2_sqrt, wd)
+
+
+class Adam:
+    """Adam over one embedding table ``E`` (updated in place).
+
+    Parameters: ``lr``, ``betas=(0.9, 0.999)``, ``eps=1e-8``, ``weight_decay=0``,
+    ``mode='sparse'|'dense'``.
+    """
+
+    def __init__(self, E: np.ndarray, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, mode: str = "sparse"):
+        if mode not in ("sparse", "dense"):
+            raise ValueError(f"Adam mode must be 'sparse' or 'dense', got {mode!r}")
+        if lr <= 0:
+            raise ValueError(f"learning rate must be positive, got {lr}")
+        if weight_decay < 0:
+            raise ValueError(f"weight decay must be >= 0, got {weight_decay}")
+        self.E = E
+        self.M = np.zeros_like(E)
+        self.V = np.zeros_like(E)
+        self.lr = float(lr)
+        self.b1, self.b2 = float(betas[0]), float(betas[1])
+        self.eps = float(eps)
+        self.wd = float(weight_decay)
+        self.mode = mode
+        self.t = 0
+
+    def step(self, rows: np.ndarray, g: np.ndarray) -> None:
+        """Apply gradient rows ``g [len(rows), d]`` for the distinct rows ``rows``."""
+        self.t += 1
+        bc1 = 1.0 - self.b1 ** self.t
+        bc2_sqrt = math.sqrt(1.0 - self.b2 ** self.t)
+        lr_t = self.lr / bc1
+        g = np.ascontiguousarray(g)
+        rows = np.ascontiguousarray(rows, dtype=np.int64)
+        if self.mode == "sparse":
+            adam_sparse_kernel(self.E, self.M, self.V, rows, g, lr_t, self.b1, self.b2, self.eps, bc2_sqrt, self.wd)
+        else:
+            local = np.full(self.E.shape[0], -1, np.int64)
+            local[rows] = np.arange(rows.shape[0])
+            adam_dense_kernel(self.E, self.M, self.V, local, g, lr_t, self.b1, self.b2, self.eps, bc2_sqrt, self.wd)
+
+    def state_dict(self) -> dict:
+        return {"adam_m": self.M, "adam_v": self.V, "adam_t": np.int64(self.t)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.M[...] = state["adam_m"]
+        self.V[...] = state["adam_v"]
+        self.t = int(state["adam_t"])

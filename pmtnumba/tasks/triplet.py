@@ -1,0 +1,85 @@
+"""The pairwise ranking loss on triplets, shared by BPR and every link-prediction task.
+
+For a triplet (a, b, c) -- an anchor ``a``, a positive ``b`` and a negative ``c`` -- with
+``x = e_a . e_b - e_a . e_c = e_a . (e_b - e_c)``, the loss is
+
+    l = -log sigma(x) = softplus(-x)
+
+and with ``delta = dl/dx = -sigma(-x)`` the chain rule gives (docs/gradients.md, section BPR)
+
+    dl/de_a = delta * (e_b - e_c)
+    dl/de_b = delta * e_a
+    dl/de_c = -delta * e_a
+
+A task's loss is the mean over its ``n`` triplets, so each contribution is scaled by ``1/n``.
+BPR uses (u, i, j) = (user, positive item, sampled negative); ``social`` uses (u, friend,
+non-friend); ``category``, ``coview`` and ``cobuy`` use (i, linked item, unlinked item).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from .rowgrad import reduce_slots
+from .scalar import d_neg_log_sigmoid, neg_log_sigmoid
+
+
+@njit(parallel=True, cache=True)
+def triplet_slots(E, a, b, c, scale, out_rows, out_grads, out_loss):
+    """Per-triplet loss and gradient contributions, three slots per triplet.
+
+    Parameters
+    ----------
+    E : float [N, d]                   embedding rows (float32 in training, float64 in checks)
+    a, b, c : int64 [n]                anchor, positive and negative row ids
+    scale : float                      multiplies every gradient (``1/n`` for a mean loss)
+    out_rows : int64 [3n]              written: slot rows (a, b, c per triplet)
+    out_grads : float [3n, d]          written: slot gradients
+    out_loss : float64 [n]             written: each triplet's (unscaled) loss
+    """
+    n = a.shape[0]
+    d = E.shape[1]
+    for s in prange(n):
+        ra = a[s]
+        rb = b[s]
+        rc = c[s]
+        x = 0.0
+        for k in range(d):
+            x += np.float64(E[ra, k]) * (np.float64(E[rb, k]) - np.float64(E[rc, k]))
+        out_loss[s] = neg_log_sigmoid(x)
+        delta = d_neg_log_sigmoid(x) * scale
+        o = 3 * s
+        out_rows[o] = ra
+        out_rows[o + 1] = rb
+        out_rows[o + 2] = rc
+        for k in range(d):
+            ea = np.float64(E[ra, k])
+            out_grads[o, k] = delta * (np.float64(E[rb, k]) - np.float64(E[rc, k]))
+            out_grads[o + 1, k] = delta * ea
+            out_grads[o + 2, k] = -delta * ea
+
+
+def triplet_loss_grad(E, a, b, c):
+    """Mean pairwise ranking loss over explicit triplets, and its gradient rows.
+
+    A pure function on explicit inputs, for checking against any other implementation::
+
+        loss, rows, grads = triplet_loss_grad(E, a, b, c)
+
+    ``loss = mean_s -log sigma(E[a_s] . E[b_s] - E[a_s] . E[c_s])``; ``rows`` are the distinct
+    rows touched (ascending) and ``grads[k] = d loss / d E[rows[k]]``.
+    """
+    E = np.ascontiguousarray(E)
+    a = np.ascontiguousarray(a, dtype=np.int64)
+    b = np.ascontiguousarray(b, dtype=np.int64)
+    c = np.ascontiguousarray(c, dtype=np.int64)
+    n = a.shape[0]
+    if n == 0:
+        return 0.0, np.empty(0, np.int64), np.empty((0, E.shape[1]), E.dtype)
+    rows = np.empty(3 * n, np.int64)
+    grads = np.empty((3 * n, E.shape[1]), E.dtype)
+    loss = np.empty(n, np.float64)
+    triplet_slots(E, a, b, c, 1.0 / n, rows, grads, loss)
+    urows, g = reduce_slots(rows, grads, n_rows=E.shape[0])
+    return float(loss.sum() / n), urows, g

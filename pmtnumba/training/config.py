@@ -1,0 +1,54 @@
+"""The resolved configuration of a training run (written to ``config.json`` of each run)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class FitConfig:
+    dataset: str = "office"
+    tasks: list[str] | None = None  # None: the data set's default task set
+    method: str = "ew"
+    method_options: dict = field(default_factory=dict)
+    task_options: dict = field(default_factory=dict)
+    aux_sampling: str = "anchored"
+    encoder: str = "mf"
+    dim: int = 32
+    batch_size: int = 2048
+    lr: float = 1e-2
+    wd: float = 1e-6
+    adam_mode: str = "sparse"
+    epochs: int = 300
+    patience: int = 10
+    eval_every: int = 1
+    monitor: str = "recall@20"
+    ks: tuple = (5, 10, 20, 40)
+    seed: int = 0
+    threads: int | None = None
+    data_dir: str | None = None
+
+    def validate(self) -> None:
+        def need(cond, msg):
+            if not cond:
+                raise ValueError(msg)
+
+        need(self.dim >= 1, f"--dim must be >= 1, got {self.dim}")
+        need(self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}")
+        need(self.lr > 0, f"--lr must be > 0, got {self.lr}")
+        need(self.wd >= 0, f"--wd must be >= 0, got {self.wd}")
+        need(self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}")
+        need(self.patience >= 1, f"--patience must be >= 1, got {self.patience}")
+        need(self.eval_every >= 1, f"--eval-every must be >= 1, got {self.eval_every}")
+        need(self.adam_mode in ("sparse", "dense"), f"--adam must be sparse or dense, got {self.adam_mode}")
+        need(self.aux_sampling in ("anchored", "independent"),
+             f"--aux-sampling must be anchored or independent, got {self.aux_sampling}")
+        need(self.threads is None or self.threads >= 1, f"--threads must be >= 1, got {self.threads}")
+        metric, _, k = self.monitor.partition("@")
+        need(metric in ("recall", "ndcg", "hr", "precision", "mrr") and k.isdigit() and int(k) in self.ks,
+             f"--monitor must be one of recall/ndcg/hr/precision/mrr @ {list(self.ks)}, got {self.monitor}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["ks"] = list(self.ks)
+        return d

@@ -1,0 +1,42 @@
+"""Shared fixtures: small synthetic data sets (no files needed)."""
+
+import numpy as np
+import pytest
+
+from pmtnumba.data.dataset import Dataset
+
+
+def synthetic_dataset(n_users=60, n_items=40, per_user=8, seed=0, ratings=True, name="synthetic"):
+    """A small random data set with every side relation, for fast tests."""
+    rng = np.random.default_rng(seed)
+    users, items = [], []
+    for u in range(n_users):
+        its = rng.choice(n_items, size=per_user, replace=False)
+        users += [u] * per_user
+        items += list(its)
+    users = np.array(users, np.int32)
+    items = np.array(items, np.int32)
+    soc = rng.integers(0, n_users, size=(n_users * 2, 2)).astype(np.int32)
+    soc = soc[soc[:, 0] != soc[:, 1]]
+    links = rng.integers(0, n_items, size=(n_items * 3, 2)).astype(np.int32)
+    links = links[links[:, 0] != links[:, 1]]
+    return Dataset(
+        name=name,
+        n_users=n_users,
+        n_items=n_items,
+        users=users,
+        items=items,
+        ratings=rng.integers(1, 6, size=users.size).astype(np.float32) if ratings else None,
+        user_raw=np.arange(100, 100 + n_users),
+        item_raw=np.arange(500, 500 + n_items),
+        social=soc,
+        item_category=rng.integers(0, 5, size=n_items).astype(np.int32),
+        also_viewed=links[: n_items],
+        also_bought=links[n_items:],
+        source="synthetic",
+    )
+
+
+@pytest.fixture
+def tiny_dataset():
+    return synthetic_dataset()
