@@ -96,7 +96,7 @@ def main():
 @click.option("--dim", default=32, show_default=True, type=int)
 @click.option("--batch-size", default=2048, show_default=True, type=int)
 @click.option("--lr", default=1e-2, show_default=True, type=float)
-@click.option("--wd", default=1e-6, show_default=True, type=float, help="Adam weight decay (added to the gradient).")
+@click.option("--wd", default=1e-4, show_default=True, type=float, help="Adam weight decay (added to the gradient).")
 @click.option("--adam", "adam_mode", default="sparse", show_default=True, type=click.Choice(["sparse", "dense"]))
 @click.option("--epochs", default=300, show_default=True, type=int, help="Maximum epochs.")
 @click.option("--patience", default=10, show_default=True, type=int, help="Validations without improvement before stopping.")
@@ -149,6 +149,8 @@ def datasets(data_dir):
 
 
 def _fmt(v) -> str:
+    if isinstance(v, (bool, np.bool_)):
+        return "yes" if v else "no"
     if isinstance(v, float):
         return f"{v:.5f}" if v < 0.1 else f"{v:.3f}"
     if isinstance(v, (int, np.integer)):

@@ -6,8 +6,8 @@ Usage (from anywhere)::
     python datasets/build.py [--raw ../shared/data] [--out datasets] [--only NAME ...] [--markdown]
 
 ``--raw`` defaults to ``<repo>/../shared/data`` and ``--out`` to ``<repo>/datasets`` (both
-resolved from this script's location; relative paths given on the command line are taken
-relative to the repository root). One ``<name>.npz`` (``np.savez_compressed``, no pickled
+resolved from this script's location, so they hold wherever it is run from; paths given on the
+command line are taken relative to the current directory). One ``<name>.npz`` (``np.savez_compressed``, no pickled
 objects) is written per data set; see ``datasets/README.md`` for the keys.
 
 Every raw file is checked against the figures recorded in its ``SOURCES.md`` (row counts, id
@@ -477,8 +477,7 @@ def main(argv=None) -> int:
     def resolve(p, default):
         if p is None:
             return default
-        p = Path(p)
-        return p if p.is_absolute() else (REPO / p)
+        return Path(p)
 
     raw_dir = resolve(args.raw, REPO.parent / "shared" / "data").resolve()
     out_dir = resolve(args.out, REPO / "datasets").resolve()

@@ -16,6 +16,11 @@ from dataclasses import dataclass
 import numpy as np
 
 
+class CombinerWarning(RuntimeWarning):
+    """A combiner could not do its normal step and did something documented instead
+    (e.g. Nash-MTL reusing the previous weights); the message names the step."""
+
+
 @dataclass
 class StepContext:
     """What a combiner may know about the current step.

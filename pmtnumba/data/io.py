@@ -45,7 +45,8 @@ ITEM_COLUMNS = ("item", "item_id", "itemid", "artist", "artist_id", "artistid")
 RATING_COLUMNS = ("rating",)
 TIME_COLUMNS = ("time", "timestamp")
 
-_INT_RE = re.compile(r"^[+-]?\d{1,18}$")
+# canonical integer literals only, so "007" and "7" stay distinct ids (then all ids are strings)
+_INT_RE = re.compile(r"^-?(0|[1-9]\d{0,17})$")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -263,7 +264,14 @@ def _read_npz(path: Path) -> dict:
     if not path.is_file():
         raise DataError(f"{path}: no such data set file")
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with open(path, "rb") as fh:
+            magic = fh.read(4)
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e})") from None
+    if magic != b"PK\x03\x04":
+        raise DataError(f"{path}: corrupt or unreadable .npz file (not a zip archive)")
+    try:
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, zipfile.LargeZipFile) as e:
         raise DataError(f"{path}: corrupt or unreadable .npz file ({type(e).__name__}: {e})") from None
@@ -409,21 +417,26 @@ def _find_column(names: list[str], accepted: Iterable[str]) -> int | None:
 
 
 def _parse_times(col, path, lines) -> np.ndarray:
-    """Unix seconds from numbers or dates; DataError naming the first bad line."""
+    """Unix seconds from numbers (all lines) or dates (all lines); DataError naming a bad line."""
     import pandas as pd
 
-    num = pd.to_numeric(col, errors="coerce")
-    bad = num.isna() | ~np.isfinite(num.to_numpy(dtype=np.float64, na_value=np.nan))
-    if not bool(bad.any()):
-        return np.round(num.to_numpy(dtype=np.float64)).astype(np.int64)
-    # not all numeric: try dates ("2014-07-22", ISO date-times) -> unix seconds
+    num = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    is_num = np.isfinite(num)
+    if bool(is_num.all()):
+        return np.round(num).astype(np.int64)
+    # not all numeric: dates ("2014-07-22", ISO date-times) -> unix seconds
     try:
         dt = pd.to_datetime(col, errors="coerce", utc=True, format="mixed")
     except (TypeError, ValueError):
         dt = pd.to_datetime(col, errors="coerce", utc=True)
-    if bool(dt.isna().any()):
-        i = int(np.flatnonzero(dt.isna().to_numpy())[0])
+    is_date = ~dt.isna().to_numpy()
+    bad = ~is_num & ~is_date
+    if bool(bad.any()):
+        i = int(np.flatnonzero(bad)[0])
         raise DataError(f"{path}: line {lines[i]}: time {col.iloc[i]!r} is neither a number nor a date")
+    if bool(is_num.any()):
+        i = int(np.flatnonzero(is_num)[0])
+        raise DataError(f"{path}: line {lines[i]}: time {col.iloc[i]!r} is a number but other lines hold dates")
     secs = (dt - pd.Timestamp("1970-01-01", tz="UTC")) // pd.Timedelta(seconds=1)
     return secs.to_numpy(dtype=np.int64)
 
@@ -530,9 +543,9 @@ def _load_text(path: Path, name: str | None = None) -> Dataset:
         bad = ~np.isfinite(num)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise DataError(
-                f"{path}: line {lines[i]}: rating {rs.iloc[i]!r} is not a finite number"
-            )
+            if rs.iloc[i] == "":
+                raise DataError(f"{path}: line {lines[i]}: missing rating")
+            raise DataError(f"{path}: line {lines[i]}: rating {rs.iloc[i]!r} is not a finite number")
         ratings = num
     times = None
     if tcol is not None:
@@ -541,7 +554,7 @@ def _load_text(path: Path, name: str | None = None) -> Dataset:
     extra = {}
     if rm.times is not None:
         extra["times"] = rm.times
-    extra["n_duplicates_dropped"] = np.int64(rm.n_duplicates)
+    extra["duplicates_dropped"] = np.int64(rm.n_duplicates)
     return Dataset(
         name=name or path.stem,
         n_users=rm.n_users,
@@ -605,7 +618,7 @@ def load_dataset(name_or_path, data_dir: str | os.PathLike | None = None, social
         Missing or malformed file; the message names the file (and the line, where it applies).
     """
     key = str(name_or_path)
-    if key in SHIPPED and not Path(key).exists():
+    if key in SHIPPED:  # a shipped name wins; pass "./office" for a file of that name
         folder = _data_dir(data_dir, name=key)
         ds = dataset_from_arrays(_read_npz(folder / f"{key}.npz"), folder / f"{key}.npz")
     else:

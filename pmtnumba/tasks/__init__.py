@@ -1,10 +1,21 @@
 """Task losses with their hand-derived gradients, and the registry the trainer builds them from."""
 
 from .base import Batch, Task, TaskContext, TaskOutput
+from .align_uniform import AlignUniformTask, align_uniform_loss_grad
 from .bpr import BPRTask
+from .links import CategoryTask, CoBuyTask, CoViewTask, SocialTask
+from .rating import RatingTask, rating_loss_grad
 from .triplet import triplet_loss_grad, triplet_slots
 
-TASKS: dict[str, type[Task]] = {"bpr": BPRTask}
+TASKS: dict[str, type[Task]] = {
+    "bpr": BPRTask,
+    "social": SocialTask,
+    "category": CategoryTask,
+    "coview": CoViewTask,
+    "cobuy": CoBuyTask,
+    "align_uniform": AlignUniformTask,
+    "rating": RatingTask,
+}
 
 MAIN_TASK = "bpr"
 
@@ -42,5 +53,6 @@ def build_tasks(names, ctx: TaskContext, options: dict | None = None) -> list[Ta
 
 __all__ = [
     "Batch", "Task", "TaskContext", "TaskOutput", "BPRTask", "TASKS", "MAIN_TASK", "PAPER_TASKS",
-    "default_tasks", "build_tasks", "triplet_loss_grad", "triplet_slots",
+    "default_tasks", "build_tasks", "triplet_loss_grad", "triplet_slots", "SocialTask", "CategoryTask",
+    "CoViewTask", "CoBuyTask", "AlignUniformTask", "RatingTask", "align_uniform_loss_grad", "rating_loss_grad",
 ]

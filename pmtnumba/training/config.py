@@ -17,7 +17,7 @@ class FitConfig:
     dim: int = 32
     batch_size: int = 2048
     lr: float = 1e-2
-    wd: float = 1e-6
+    wd: float = 1e-4
     adam_mode: str = "sparse"
     epochs: int = 300
     patience: int = 10

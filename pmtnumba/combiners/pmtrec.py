@@ -1,0 +1,216 @@
+"""PMTRec's personalised combination (Algorithm 1 of the paper, lines 9-12), one row at a time.
+
+For every row r of the step (a user or an item embedding) and epoch s:
+
+    n[t]  = || G[t, r, :] ||_2                      # gradient norm of task t on this row
+    n[0] *= alpha ** s                              # Task Focusing: main task t = 0 grows with s
+    w     = softmax(n / tau)                        # Gradient Magnitude Balancing, temperature tau
+    g[r]  = sum_t w[t] * G[t, r, :]
+
+The weights differ per row: that is the "personalised" part. :func:`pmtrec_combine` runs it as one
+parallel Numba pass over rows (:func:`_pmtrec_rows`): per row O(T d) to read the norms, O(T) for
+the softmax, O(T d) for the sum; no [T, N, d] tensor is built and nothing is shared between rows,
+so the result is bit-identical for any thread count.
+
+Numerics. Norms, the focusing factor and the softmax are computed in float64 whatever G's dtype;
+the output has G's dtype. ``alpha ** s`` is computed once per call in float64 and may overflow to
+inf for absurd s; the softmax subtracts the maximum, and if some focused norm is inf the inf
+task(s) share the weight 1 and the others get 0 (the limit). A zero main-task gradient stays at
+n = 0 however large ``alpha ** s`` is (no 0 * inf). Very small or very large row gradients are
+normed with a rescaled sum of squares, so the norm neither underflows nor overflows.
+
+Absent tasks. SPEC section 4: a task whose gradient on a row is exactly zero takes part in that
+row's softmax with n = 0, as Algorithm 1 stacks full gradient tensors (default). With
+``drop_absent=True`` it is left out of that row's softmax instead (weight 0); if every task is
+absent the row's weights stay uniform (the row's output is zero either way).
+
+Variants (the paper's ablations): ``pmtrec-nofocus`` forces alpha = 1; ``pmtrec-nobalance``
+forces tau = 1 (the paper's definition of "no balancing": a plain softmax of the norms).
+
+Defaults: alpha = 1.1 (the middle of the paper's grid 1.00..1.20; alpha**s is 17 at epoch 30 and
+117 at epoch 50, so focusing takes hold over the ~60 epochs the paper's runs last) and tau = 1e-4.
+tau only means something relative to the row-gradient norms: with mean losses over a batch of
+2048 and Xavier-initialised d = 32 embeddings, a row's BPR gradient norm is about 1e-5 .. 1e-4, so
+tau = 1e-4 gives n / tau of order 0.1 .. 1, where the softmax actually balances (tau >= 1e-2
+makes the weights uniform, tau <= 1e-6 makes them one-hot). Both are starting points: the paper
+tunes them per data set on validation (its grids are in SPEC section 4).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from .base import Combiner, StepContext
+
+VARIANTS = ("pmtrec", "pmtrec-nofocus", "pmtrec-nobalance")
+
+
+@njit(parallel=True, cache=True)
+def _pmtrec_rows(G, focus, tau, drop_absent, out, W):  # pragma: no cover - compiled
+    """Fill ``out`` [R, d] and the weights ``W`` [R, T] (float64) from ``G`` [T, R, d]."""
+    T, R, d = G.shape
+    for r in prange(R):
+        # 1) focused norms / tau into W[r, :] (the logits); -inf marks a dropped absent task
+        m = -np.inf
+        for t in range(T):
+            ss = 0.0
+            mx = 0.0
+            for k in range(d):
+                v = np.float64(G[t, r, k])
+                ss += v * v
+                a = abs(v)
+                if a > mx:
+                    mx = a
+            if mx == 0.0:  # absent on this row: n = 0
+                z = -np.inf if drop_absent else 0.0
+            else:
+                if not (1e-280 < ss < 1e280):  # rescale to avoid under/overflow
+                    ss = 0.0
+                    for k in range(d):
+                        v = np.float64(G[t, r, k]) / mx
+                        ss += v * v
+                    n = mx * np.sqrt(ss)
+                else:
+                    n = np.sqrt(ss)
+                if t == 0:
+                    n = n * focus  # n > 0 here, so never 0 * inf
+                z = n / tau
+            W[r, t] = z
+            if z > m:
+                m = z
+        # 2) softmax over tasks with max-subtraction
+        if m == -np.inf:  # every task absent and dropped
+            for t in range(T):
+                W[r, t] = 1.0 / T
+        elif m == np.inf:  # an infinite logit takes all the weight
+            cnt = 0
+            for t in range(T):
+                if W[r, t] == np.inf:
+                    cnt += 1
+            for t in range(T):
+                W[r, t] = 1.0 / cnt if W[r, t] == np.inf else 0.0
+        else:
+            s = 0.0
+            for t in range(T):
+                e = np.exp(W[r, t] - m)  # exp(-inf) = 0 for dropped tasks
+                W[r, t] = e
+                s += e
+            for t in range(T):
+                W[r, t] = W[r, t] / s
+        # 3) weighted sum of the task gradients
+        for k in range(d):
+            acc = 0.0
+            for t in range(T):
+                acc += W[r, t] * np.float64(G[t, r, k])
+            out[r, k] = acc
+
+
+def focus_factor(alpha: float, epoch: int) -> float:
+    """``alpha ** epoch`` in float64; inf (not an exception) when it overflows."""
+    with np.errstate(over="ignore"):
+        return float(np.power(np.float64(alpha), np.float64(epoch)))
+
+
+def pmtrec_combine(
+    G: np.ndarray,
+    alpha: float,
+    tau: float,
+    epoch: int,
+    drop_absent: bool = False,
+    out_weights: np.ndarray | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """PMTRec's per-row combination of ``G`` [T, R, d] (float32 or float64) -> g [R, d], G's dtype.
+
+    alpha        task-focusing base (> 0); the main task's norm (task 0) is multiplied by alpha**epoch
+    tau          softmax temperature (> 0, finite)
+    epoch        the epoch counter s (starting at 1)
+    drop_absent  leave tasks with an all-zero gradient on a row out of that row's softmax
+    out_weights  optional float64 [R, T] array that receives each row's task weights
+    out          optional [R, d] array of G's dtype to write g into (returned)
+    """
+    G = np.ascontiguousarray(G)
+    if G.ndim != 3:
+        raise ValueError(f"pmtrec: expected G of shape [T, rows, d], got {G.shape}")
+    if G.dtype not in (np.float32, np.float64):
+        raise TypeError(f"pmtrec: G must be float32 or float64, got {G.dtype}")
+    if not (alpha > 0 and np.isfinite(alpha)):
+        raise ValueError(f"pmtrec: alpha must be positive and finite, got {alpha}")
+    if not (tau > 0 and np.isfinite(tau)):
+        raise ValueError(f"pmtrec: tau must be positive and finite, got {tau}")
+    T, R, d = G.shape
+    if out_weights is None:
+        W = np.empty((R, T), dtype=np.float64)
+    else:
+        W = out_weights
+        if W.shape != (R, T) or W.dtype != np.float64 or not W.flags.c_contiguous:
+            raise ValueError(f"pmtrec: out_weights must be a C-contiguous float64 array of shape {(R, T)}")
+    if out is None:
+        out = np.empty((R, d), dtype=G.dtype)
+    elif out.shape != (R, d) or out.dtype != G.dtype or not out.flags.c_contiguous:
+        raise ValueError(f"pmtrec: out must be a C-contiguous {G.dtype} array of shape {(R, d)}")
+    _pmtrec_rows(G, focus_factor(alpha, epoch), float(tau), bool(drop_absent), out, W)
+    return out
+
+
+class PMTRec(Combiner):
+    """PMTRec (the paper's method) and its ablations, selected by ``variant``.
+
+    alpha, tau    see :func:`pmtrec_combine`; the module docstring explains the defaults
+    variant       "pmtrec" (full), "pmtrec-nofocus" (alpha forced to 1), "pmtrec-nobalance" (tau forced to 1)
+    drop_absent   exclude tasks absent from a row from that row's softmax (default off, SPEC section 4)
+    record_weights  keep the last step's per-row weights [R, T] in ``last_weights`` (for inspection)
+    """
+
+    name = "pmtrec"
+
+    def __init__(
+        self,
+        alpha: float = 1.1,
+        tau: float = 1e-4,
+        variant: str = "pmtrec",
+        drop_absent: bool = False,
+        record_weights: bool = False,
+    ):
+        if variant not in VARIANTS:
+            raise ValueError(f"pmtrec: variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+        self.variant = variant
+        self.alpha = 1.0 if variant == "pmtrec-nofocus" else float(alpha)
+        self.tau = 1.0 if variant == "pmtrec-nobalance" else float(tau)
+        self.drop_absent = bool(drop_absent)
+        self.record_weights = bool(record_weights)
+        self.last_weights = None
+        # validate once, at construction
+        if not (self.alpha > 0 and np.isfinite(self.alpha)):
+            raise ValueError(f"pmtrec: alpha must be positive and finite, got {alpha}")
+        if not (self.tau > 0 and np.isfinite(self.tau)):
+            raise ValueError(f"pmtrec: tau must be positive and finite, got {tau}")
+
+    def combine(self, G: np.ndarray, ctx: StepContext) -> np.ndarray:
+        W = None
+        if self.record_weights:
+            W = np.empty((G.shape[1], G.shape[0]), dtype=np.float64)
+            self.last_weights = W
+        return pmtrec_combine(G, self.alpha, self.tau, ctx.epoch, self.drop_absent, out_weights=W)
+
+    def config(self) -> dict:
+        return {"variant": self.variant, "alpha": self.alpha, "tau": self.tau, "drop_absent": self.drop_absent}
+
+
+class PMTRecNoFocus(PMTRec):
+    """Ablation 1: PMTRec without task focusing (alpha = 1)."""
+
+    name = "pmtrec-nofocus"
+
+    def __init__(self, alpha: float = 1.0, tau: float = 1e-4, drop_absent: bool = False, record_weights: bool = False):
+        super().__init__(alpha, tau, "pmtrec-nofocus", drop_absent, record_weights)
+
+
+class PMTRecNoBalance(PMTRec):
+    """Ablation 2: PMTRec without magnitude balancing (tau = 1, the paper's definition)."""
+
+    name = "pmtrec-nobalance"
+
+    def __init__(self, alpha: float = 1.1, tau: float = 1.0, drop_absent: bool = False, record_weights: bool = False):
+        super().__init__(alpha, tau, "pmtrec-nobalance", drop_absent, record_weights)

@@ -1,0 +1,286 @@
+"""Gradient check of every task: hand-derived gradients vs central finite differences (float64).
+
+For each task two kinds of check are run (``pmtnumba gradcheck`` prints them as a table):
+
+``pure``
+    The task's pure function (:func:`pmtnumba.tasks.triplet.triplet_loss_grad`,
+    :func:`pmtnumba.tasks.align_uniform.align_uniform_loss_grad`,
+    :func:`pmtnumba.tasks.rating.rating_loss_grad`) on a small hand-made problem in which rows are
+    touched several times: repeated users and items, a row that is an anchor in one triplet and the
+    negative (or positive) of another, and for DirectAU embeddings far from unit norm.
+
+``anchored`` / ``independent`` / ``batch``
+    The Task object the trainer runs, built on a tiny :class:`~pmtnumba.data.Dataset` with every
+    relation (:func:`toy_dataset`): ``compute`` with a float64 table writes its slots, which are
+    summed with :func:`~pmtnumba.tasks.rowgrad.reduce_slots`. The samples it drew (same key) define
+    the loss whose finite differences it is compared with. Link tasks are checked under both
+    sampling modes; ``bpr``, ``align_uniform`` and ``rating`` use the batch (``batch``).
+
+The finite differences are taken of an *independent NumPy reference* of each loss (not of the
+kernel's own loss value), and the kernel's loss is compared with that reference too, so both the
+value and the gradient of every kernel are checked.
+
+Errors: ``max_abs_err = max |g - g_fd|`` over every entry of the table (rows not touched must get
+0); ``max_rel_err = max_abs_err / max(max |g_fd|, max |g|)`` (relative to the gradient's scale, so
+tiny entries do not blow it up); ``loss_err = |loss - loss_ref| / max(1, |loss_ref|)``. A check
+passes when both ``max_rel_err`` and ``loss_err`` are at most ``tol`` (default 1e-6; float64 central
+differences with h = 1e-6 typically agree to 1e-9).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .data.csr import csr_from_pairs
+from .data.dataset import Dataset
+from .rng import make_key
+from .tasks import TASKS, Batch, TaskContext
+from .tasks import align_uniform as _au
+from .tasks import rating as _rating
+from .tasks import triplet as _triplet
+from .tasks.rowgrad import reduce_slots
+
+ALL_TASKS = ("bpr", "social", "category", "coview", "cobuy", "align_uniform", "rating")
+LINK_TASKS = ("social", "category", "coview", "cobuy")
+FD_STEP = 1e-6
+
+
+# --------------------------------------------------------------------------------------------
+# Independent NumPy references of the losses
+
+
+def ref_triplet_loss(E, a, b, c):
+    """``mean -log sigma(E[a] . (E[b] - E[c]))`` in NumPy."""
+    x = np.einsum("nd,nd->n", E[a], E[b] - E[c])
+    return float(np.mean(np.logaddexp(0.0, -x)))
+
+
+def ref_align_uniform_loss(E, users, items, gamma=1.0, eps=_au.EPS):
+    """DirectAU in NumPy: pairwise distances with ``triu_indices`` (as ``torch.pdist``)."""
+    def normed(rows):
+        X = E[rows]
+        return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), eps)
+
+    align = float(np.mean(np.sum((normed(users) - normed(items)) ** 2, axis=1)))
+
+    def unif(rows):
+        rows = np.unique(rows)
+        if rows.size < 2:
+            return 0.0
+        N = normed(rows)
+        ia, ib = np.triu_indices(rows.size, k=1)
+        return float(np.log(np.mean(np.exp(-2.0 * np.sum((N[ia] - N[ib]) ** 2, axis=1)))))
+
+    return align + gamma * (unif(users) + unif(items)) / 2.0
+
+
+def ref_rating_loss(E, u, i, r):
+    """``mean (E[u] . E[i] - r)^2`` in NumPy."""
+    return float(np.mean((np.einsum("nd,nd->n", E[u], E[i]) - r) ** 2))
+
+
+def finite_differences(f, E, h=FD_STEP):
+    """Central differences ``(f(E + h e_k) - f(E - h e_k)) / 2h`` for every entry of ``E``."""
+    g = np.zeros_like(E)
+    X = E.copy()
+    for idx in np.ndindex(*E.shape):
+        x0 = X[idx]
+        X[idx] = x0 + h
+        fp = f(X)
+        X[idx] = x0 - h
+        fm = f(X)
+        X[idx] = x0
+        g[idx] = (fp - fm) / (2.0 * h)
+    return g
+
+
+def dense(E, rows, grads):
+    """Scatter gradient rows into a zero table shaped like ``E``."""
+    out = np.zeros_like(E, dtype=np.float64)
+    if len(rows):
+        out[np.asarray(rows)] = grads
+    return out
+
+
+def _result(task, check, G, G_fd, loss, loss_ref, tol):
+    abs_err = float(np.max(np.abs(G - G_fd))) if G.size else 0.0
+    scale = max(float(np.max(np.abs(G_fd))), float(np.max(np.abs(G))), 1e-300)
+    rel_err = abs_err / scale
+    loss_err = abs(loss - loss_ref) / max(1.0, abs(loss_ref))
+    ok = bool(np.isfinite(rel_err) and rel_err <= tol and loss_err <= tol and scale > 1e-300)
+    return {
+        "task": task, "check": check, "n_params": int(G.size), "max_abs_err": abs_err,
+        "max_rel_err": rel_err, "loss_err": loss_err, "status": "pass" if ok else "fail",
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Pure-function problems: small tables with rows touched several times
+
+
+def _table(rng, n_rows, dim, norm_spread=False):
+    E = rng.normal(scale=0.7, size=(n_rows, dim))
+    if norm_spread:  # DirectAU: norms far from 1 (0.2 .. 5)
+        E *= np.exp(rng.uniform(np.log(0.2), np.log(5.0), size=(n_rows, 1))) / np.linalg.norm(E, axis=1, keepdims=True)
+    return E
+
+
+def _pure_check(task, dim, seed, tol):
+    rng = np.random.default_rng([seed, ALL_TASKS.index(task)])
+    if task in ("bpr",) + LINK_TASKS:
+        if task == "social":  # users only: user 0 is an anchor and, elsewhere, a negative
+            n_rows, off = 6, 0
+        else:  # 4 users + 6 items; item triplets (bpr: user anchors)
+            n_rows, off = 10, 4
+        E = _table(rng, n_rows, dim)
+        if task == "bpr":
+            a = np.array([0, 0, 1, 2, 3, 1])
+            b = off + np.array([0, 1, 0, 2, 5, 3])
+            c = off + np.array([1, 2, 3, 0, 0, 1])  # item 1: positive once, negative twice
+        else:
+            a = off + np.array([0, 0, 1, 2, 3, 4, 5])
+            b = off + np.array([1, 2, 0, 3, 2, 1, 0])
+            c = off + np.array([3, 4, 2, 0, 1, 0, 2])  # rows 0 and 2 are anchors and negatives
+        loss, rows, grads = _triplet.triplet_loss_grad(E, a, b, c)
+        f = lambda X: ref_triplet_loss(X, a, b, c)  # noqa: E731
+    elif task == "align_uniform":
+        E = _table(rng, 9, dim, norm_spread=True)
+        users = np.array([0, 0, 1, 2, 3, 3, 1])
+        items = 4 + np.array([0, 1, 1, 2, 4, 0, 3])
+        gamma = 0.7
+        loss, rows, grads = _au.align_uniform_loss_grad(E, users, items, gamma=gamma)
+        f = lambda X: ref_align_uniform_loss(X, users, items, gamma)  # noqa: E731
+    elif task == "rating":
+        E = _table(rng, 9, dim)
+        u = np.array([0, 0, 1, 2, 3, 3, 1])
+        i = 4 + np.array([0, 1, 1, 2, 4, 0, 3])
+        r = rng.integers(1, 6, size=u.size).astype(np.float64)
+        loss, rows, grads = _rating.rating_loss_grad(E, u, i, r)
+        f = lambda X: ref_rating_loss(X, u, i, r)  # noqa: E731
+    else:
+        raise ValueError(task)
+    return _result(task, "pure", dense(E, rows, grads), finite_differences(f, E), loss, f(E), tol)
+
+
+# --------------------------------------------------------------------------------------------
+# Task objects on a tiny data set (the trainer's code path)
+
+
+def toy_dataset() -> Dataset:
+    """6 users, 8 items, 22 rated interactions and every side relation, with the awkward cases:
+    a user without friends, an item with unknown category (-1), singleton categories, items
+    without co-view / co-buy links."""
+    users = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 4, 4, 4, 5, 5, 5, 5, 1, 3], np.int32)
+    items = np.array([0, 1, 2, 1, 3, 4, 0, 2, 5, 7, 3, 6, 1, 0, 4, 6, 2, 5, 7, 3, 6, 0], np.int32)
+    ratings = np.array([5, 3, 4, 2, 5, 1, 4, 4, 3, 2, 5, 1, 2, 3, 4, 5, 1, 2, 3, 4, 5, 3], np.float32)
+    return Dataset(
+        name="gradcheck-toy",
+        n_users=6,
+        n_items=8,
+        users=users,
+        items=items,
+        ratings=ratings,
+        social=np.array([[0, 1], [1, 2], [2, 0], [3, 1], [4, 3], [1, 0]], np.int32),  # user 5: no friend
+        item_category=np.array([0, 0, 1, 1, 1, 2, -1, 3], np.int32),
+        also_viewed=np.array([[0, 1], [1, 2], [3, 4], [4, 0], [5, 6]], np.int32),
+        also_bought=np.array([[0, 2], [2, 3], [6, 7], [7, 1], [3, 0]], np.int32),
+        source="pmtnumba.gradcheck.toy_dataset",
+    )
+
+
+def toy_context(ds: Dataset, aux_sampling: str = "anchored") -> TaskContext:
+    """A TaskContext on all interactions of ``ds`` (no split: every interaction is 'train')."""
+    u = ds.users.astype(np.int64)
+    i = ds.items.astype(np.int64)
+    indptr, indices = csr_from_pairs(u, i, ds.n_users)
+    r = None if ds.ratings is None else ds.ratings.astype(np.float32)
+    return TaskContext(ds.n_users, ds.n_items, u, i, indptr, indices, r, ds, aux_sampling=aux_sampling)
+
+
+def task_samples(task, batch: Batch, key):
+    """The samples a task's ``compute`` forms with ``key``, for the reference loss:
+    ``("triplet", a, b, c)``, ``("align_uniform", users, items)`` or ``("rating", u, i, r)``
+    (row ids)."""
+    n_users = task.ctx.n_users
+    if hasattr(task, "triplets"):
+        return ("triplet",) + tuple(task.triplets(batch, key))
+    users = np.asarray(batch.users, np.int64)
+    items = np.asarray(batch.items, np.int64) + n_users
+    if task.name == "align_uniform":
+        return ("align_uniform", users, items)
+    if task.name == "rating":
+        return ("rating", users, items, np.asarray(batch.ratings, np.float64))
+    raise ValueError(f"gradcheck does not know how to read the samples of task {task.name!r}")
+
+
+def _reference(task, samples):
+    kind = samples[0]
+    if kind == "triplet":
+        _, a, b, c = samples
+        return lambda X: ref_triplet_loss(X, a, b, c)
+    if kind == "align_uniform":
+        _, users, items = samples
+        return lambda X: ref_align_uniform_loss(X, users, items, task.gamma, task.eps)
+    _, u, i, r = samples
+    return lambda X: ref_rating_loss(X, u, i, r)
+
+
+def _compute_check(task_name, mode, dim, seed, tol):
+    ds = toy_dataset()
+    ctx = toy_context(ds, "independent" if mode == "independent" else "anchored")
+    stream = ALL_TASKS.index(task_name)
+    task = TASKS[task_name](ctx, stream=stream)
+    rng = np.random.default_rng([seed, 100 + stream])
+    n_rows = ds.n_users + ds.n_items
+    E = _table(rng, n_rows, dim, norm_spread=(task_name == "align_uniform"))
+    order = rng.permutation(ds.n_interactions)[:16]
+    order = np.concatenate([order, order[:4]])  # repeated (u, i) pairs on top of repeated users/items
+    batch = Batch(ds.users[order].astype(np.int64), ds.items[order].astype(np.int64), ds.ratings[order])
+    key = make_key(seed, 1, 1, stream)
+    S = task.max_slots(batch.size)
+    out_rows = np.empty(S, np.int64)
+    out_grads = np.empty((S, dim), np.float64)
+    out = task.compute(E, batch, key, out_rows, out_grads)
+    rows, grads = reduce_slots(out_rows[: out.n_slots], out_grads[: out.n_slots], n_rows=n_rows)
+    f = _reference(task, task_samples(task, batch, key))
+    return _result(task_name, mode, dense(E, rows, grads), finite_differences(f, E), out.loss, f(E), tol)
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def run_gradcheck(tasks="all", dim: int = 8, seed: int = 0, tol: float = 1e-6) -> list[dict]:
+    """Check every requested task; return one dict per check.
+
+    ``tasks`` is ``"all"``, a task name or a list of names. Each dict has ``task``, ``check``
+    (``pure``, ``anchored``, ``independent`` or ``batch``), ``n_params`` (entries of the table
+    differentiated), ``max_abs_err``, ``max_rel_err``, ``loss_err`` and ``status``
+    (``"pass"``/``"fail"`` against ``tol``).
+    """
+    if isinstance(tasks, str):
+        names = list(ALL_TASKS) if tasks == "all" else [tasks]
+    else:
+        names = list(tasks)
+    unknown = [n for n in names if n not in ALL_TASKS]
+    if unknown:
+        raise ValueError(f"unknown task(s) {', '.join(unknown)}; available: {', '.join(ALL_TASKS)}")
+    if dim < 1:
+        raise ValueError(f"dim must be >= 1, got {dim}")
+    results = []
+    for name in names:
+        results.append(_pure_check(name, dim, seed, tol))
+        modes = ("anchored", "independent") if name in LINK_TASKS else ("batch",)
+        for mode in modes:
+            results.append(_compute_check(name, mode, dim, seed, tol))
+    return results
+
+
+def format_table(results: list[dict]) -> str:
+    """The results as a fixed-width text table."""
+    head = f"{'task':<14s} {'check':<12s} {'n params':>8s} {'max abs err':>12s} {'max rel err':>12s} " \
+           f"{'loss err':>10s}  status"
+    lines = [head, "-" * len(head)]
+    for r in results:
+        lines.append(f"{r['task']:<14s} {r['check']:<12s} {r['n_params']:>8d} {r['max_abs_err']:>12.3e} "
+                     f"{r['max_rel_err']:>12.3e} {r['loss_err']:>10.2e}  {r['status']}")
+    return "\n".join(lines)
