@@ -215,5 +215,10 @@ def recommend(run_dir, user_id, k, data_dir):
         click.echo(f"  {rank:3d}  item {emb['item_raw'][it]}  score {scores[it]:.4f}")
 
 
+from .gradcheck_cmd import gradcheck  # noqa: E402
+
+main.add_command(gradcheck)
+
+
 if __name__ == "__main__":
     main()

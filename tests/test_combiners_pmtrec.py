@@ -8,6 +8,16 @@ from pmtnumba.combiners import COMBINERS, StepContext, make_combiner
 from pmtnumba.combiners.pmtrec import PMTRec, focus_factor, pmtrec_combine
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Run this module's kernels on one thread: on a shared 2-core machine every parallel region
+    can cost milliseconds of spin-waiting. The thread-count test below sets its own counts."""
+    saved = numba.get_num_threads()
+    numba.set_num_threads(1)
+    yield
+    numba.set_num_threads(saved)
+
+
 def pmtrec_reference(G, alpha, tau, epoch):
     """Algorithm 1, lines 8-12, transcribed literally (float64, no stabilisation beyond NumPy's)."""
     Grads = np.asarray(G, dtype=np.float64)  # line 8: Stack(Grad, dim=0) -> [T, R, d]
@@ -199,3 +209,13 @@ def test_extreme_magnitudes_float64():
     np.testing.assert_allclose(W[0], 0.5, rtol=1e-12)  # both norms ~0: equal weights
     np.testing.assert_array_equal(W[1], [0.0, 1.0])  # 6e200 vs 2e200: one-hot on the larger
     np.testing.assert_allclose(g[1], G[1, 1], rtol=1e-15)
+
+
+def test_nan_propagates_to_its_row_only():
+    # a NaN gradient must surface (the training loop detects divergence), not be absorbed
+    G = np.ones((3, 3, 4), dtype=np.float32)
+    G[1, 1, 2] = np.nan
+    for drop in (False, True):
+        g = pmtrec_combine(G, 1.1, 0.5, 2, drop_absent=drop)
+        assert np.all(np.isnan(g[1]))
+        assert np.all(np.isfinite(g[[0, 2]]))

@@ -16,9 +16,13 @@ same order. As in :mod:`pcgrad`, ``g'_i`` stays a combination ``sum_k C[i, k] g_
 original gradients and every norm and dot product is read off the Gram matrix.
 
 Differences from LibMTL, on purpose (docs/baselines.md): ``rho`` is clamped to [-1, 1] (LibMTL can
-take sqrt of a negative number); the EMA update is done for every visited pair (the GradVac paper's
-algorithm; one LibMTL version updates only when the condition fires). The random order is one
-``rng.permutation(T)`` per task with ``j = i`` skipped, the same draws as PCGrad.
+take sqrt of a negative number); the EMA update is done for every visited pair (the GradVac
+paper's algorithm; the LibMTL version we read updates it only when the condition fires). The
+random order is one ``rng.permutation(T)`` per task with ``j = i`` skipped (LibMTL shuffles the
+T - 1 others), so that PCGrad and GradVac draw the same orders from the same seed.
+
+Degenerate case kept as the method defines it: if ``rho_hat`` reaches exactly 1 (many steps of
+exactly parallel gradients) the denominator is ``eps`` and the next non-parallel step is huge.
 """
 
 from __future__ import annotations

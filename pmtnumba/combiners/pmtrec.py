@@ -55,24 +55,28 @@ def _pmtrec_rows(G, focus, tau, drop_absent, out, W):  # pragma: no cover - comp
         m = -np.inf
         for t in range(T):
             ss = 0.0
-            mx = 0.0
             for k in range(d):
                 v = np.float64(G[t, r, k])
                 ss += v * v
-                a = abs(v)
-                if a > mx:
-                    mx = a
-            if mx == 0.0:  # absent on this row: n = 0
-                z = -np.inf if drop_absent else 0.0
-            else:
-                if not (1e-280 < ss < 1e280):  # rescale to avoid under/overflow
+            if 1e-280 < ss < 1e280:  # the usual case: one vectorised pass
+                n = np.sqrt(ss)
+            elif ss != ss:  # NaN in the row: let it propagate
+                n = ss
+            else:  # zero row, or a sum of squares that under/overflowed: rescale by max |v|
+                mx = 0.0
+                for k in range(d):
+                    mx = max(mx, abs(np.float64(G[t, r, k])))
+                if mx == 0.0:
+                    n = 0.0
+                else:
                     ss = 0.0
                     for k in range(d):
                         v = np.float64(G[t, r, k]) / mx
                         ss += v * v
                     n = mx * np.sqrt(ss)
-                else:
-                    n = np.sqrt(ss)
+            if n == 0.0:  # absent on this row: takes part with n = 0, or is dropped
+                z = -np.inf if drop_absent else 0.0
+            else:
                 if t == 0:
                     n = n * focus  # n > 0 here, so never 0 * inf
                 z = n / tau

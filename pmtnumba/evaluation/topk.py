@@ -302,7 +302,7 @@ def _topk_one(row, ex_indices, ea, eb, hs, hi):
     return size
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def topk_rows(scores, rows, ex_indptr, ex_indices, out_items, out_scores):
     """Top-K item ids of every score row, in parallel over rows (Numba kernel).
 

@@ -118,8 +118,9 @@ def normalized_rows(E, rows, eps, out):
 
 
 @njit(parallel=True, cache=True)
-def uniformity_rows(N, out_rowsum, out_acc):
-    """The O(m^2 d) part of the uniformity term on normalised rows ``N [m, d]``.
+def uniformity_rows(N, NT, out_rowsum, out_acc):
+    """The O(m^2 d) part of the uniformity term on normalised rows ``N [m, d]`` (``NT = N.T``,
+    contiguous).
 
     For each ``a`` (in parallel), summing over ``b != a`` in index order::
 
@@ -128,27 +129,35 @@ def uniformity_rows(N, out_rowsum, out_acc):
 
     Then ``Z = sum_a out_rowsum[a] / 2`` (each unordered pair counted twice) and
     ``d unif / d n_a = -4 out_acc[a] / Z``.
+
+    The squared distances of row ``a`` to every ``b`` are accumulated with ``k`` outer and ``b``
+    inner (over ``NT``), so the inner loop is element-wise and vectorises without reordering any
+    sum: each ``||n_a - n_b||^2`` is still summed over ``k = 0..d-1`` in order.
     """
     m = N.shape[0]
     d = N.shape[1]
     for a in prange(m):
+        sq = np.zeros(m)
         for k in range(d):
-            out_acc[a, k] = 0.0
+            x = N[a, k]
+            for b in range(m):
+                t = x - NT[k, b]
+                sq[b] += t * t
+        for b in range(m):  # sq becomes the weights exp(-2 sq), 0 for b == a
+            sq[b] = math.exp(-2.0 * sq[b])
+        sq[a] = 0.0
+        acc = np.zeros(d)
         rs = 0.0
         for b in range(m):
             if b == a:
                 continue
-            sq = 0.0
-            for k in range(d):
-                t = N[a, k] - N[b, k]
-                sq += t * t
-            w = math.exp(-2.0 * sq)
+            w = sq[b]
             rs += w
             for k in range(d):
-                out_acc[a, k] += w * N[b, k]
+                acc[k] += w * N[b, k]
         out_rowsum[a] = rs
         for k in range(d):
-            out_acc[a, k] = rs * N[a, k] - out_acc[a, k]
+            out_acc[a, k] = rs * N[a, k] - acc[k]
 
 
 @njit(parallel=True, cache=True)
@@ -186,7 +195,7 @@ def _uniformity_fill(E, rows, weight, eps, out_rows, out_grads):
     normalized_rows(E, rows, eps, N)
     rowsum = np.empty(m, np.float64)
     acc = np.empty((m, E.shape[1]), np.float64)
-    uniformity_rows(N, rowsum, acc)
+    uniformity_rows(N, np.ascontiguousarray(N.T), rowsum, acc)
     Z = float(rowsum.sum()) / 2.0
     P = m * (m - 1) / 2.0
     unif = math.log(Z) - math.log(P)
