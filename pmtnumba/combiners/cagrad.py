@@ -7,8 +7,9 @@ With ``A = G G^T`` and ``g0 = mean_t g_t``:
     gw = sum_t w_t g_t
     g  = (g0 + c / (||gw|| + 1e-8) * gw) / (1 + calpha^2)     # rescale 1; 0: no division; 2: / (1 + calpha)
 
-Scaling: this is LibMTL's update, which is 1/T of the official CAGrad code's (the official code
-sums the task gradients where LibMTL averages them, g0 = sum vs mean). We follow LibMTL.
+Scaling: this is LibMTL's update, which is 1/T of the official CAGrad code's (both compute the
+formula above, with g0 the mean; the official code then multiplies the result by T when writing it
+back, to match a sum of the losses). We follow LibMTL (docs/baselines.md).
 
 Solver: LibMTL calls SLSQP from the uniform start, which in our checks stopped at KKT residuals
 up to about 1e-4 (relative) on conflicting inputs. :func:`cagrad_weights` instead solves the
