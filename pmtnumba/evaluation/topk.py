@@ -228,15 +228,20 @@ def _sift_up(hs, hi, pos):
 
 
 @njit(cache=True)
-def _scan(row, lo, hi_end, hs, hi, size, k):
-    """Offer items ``lo..hi_end-1`` of ``row`` to the heap of current ``size``; return new size."""
+def _scan(row, lo, hi_end, col0, hs, hi, size):
+    """Offer items ``col0 + lo .. col0 + hi_end - 1`` (scores ``row[lo:hi_end]``) to the heap.
+
+    ``hs``/``hi`` hold the heap (scores / item ids, capacity K), ``size`` its fill; returns the
+    new fill.
+    """
+    k = hi.shape[0]
     j = lo
     # fill phase: the heap is not full yet, every non-NaN item enters
     while j < hi_end and size < k:
         s = row[j]
         if s == s:
             hs[size] = s
-            hi[size] = j
+            hi[size] = col0 + j
             _sift_up(hs, hi, size)
             size += 1
         j += 1
@@ -254,7 +259,7 @@ def _scan(row, lo, hi_end, hs, hi, size, k):
                 s = row[j + t]
                 if s > thr:
                     hs[0] = s
-                    hi[0] = j + t
+                    hi[0] = col0 + j + t
                     _sift_down(hs, hi, k, 0)
                     thr = hs[0]
         j += _BLOCK
@@ -262,7 +267,7 @@ def _scan(row, lo, hi_end, hs, hi, size, k):
         s = row[j]
         if s > thr:
             hs[0] = s
-            hi[0] = j
+            hi[0] = col0 + j
             _sift_down(hs, hi, k, 0)
             thr = hs[0]
         j += 1
@@ -270,22 +275,39 @@ def _scan(row, lo, hi_end, hs, hi, size, k):
 
 
 @njit(cache=True)
-def _topk_one(row, ex_indices, ea, eb, hs, hi):
-    """Top-K of one score row, skipping the sorted item ids ``ex_indices[ea:eb]``."""
-    n_items = row.shape[0]
-    k = hi.shape[0]
-    size = 0
+def _scan_row(row, col0, ex_indices, ea, eb, hs, hi, size):
+    """Offer the items ``col0 .. col0 + len(row) - 1`` to the heap, skipping excluded ones.
+
+    ``ex_indices[ea:eb]`` is the user's whole sorted exclusion list; the part that falls in this
+    range of items is found by binary search, then walked alongside the items: the scan runs
+    over the gaps between consecutive excluded ids. Returns the new heap fill.
+    """
+    n = row.shape[0]
+    lo = ea
+    hi_ = eb
+    while lo < hi_:  # first excluded id >= col0
+        mid = (lo + hi_) >> 1
+        if ex_indices[mid] < col0:
+            lo = mid + 1
+        else:
+            hi_ = mid
     pos = 0
-    for e in range(ea, eb):
-        x = ex_indices[e]
-        stop = x if x < n_items else n_items
-        if stop > pos:
-            size = _scan(row, pos, stop, hs, hi, size, k)
+    for e in range(lo, eb):
+        x = ex_indices[e] - col0
+        if x >= n:
+            break
+        if x > pos:
+            size = _scan(row, pos, x, col0, hs, hi, size)
         if x + 1 > pos:
             pos = x + 1
-    if pos < n_items:
-        size = _scan(row, pos, n_items, hs, hi, size, k)
-    # heap sort: move the worst (root) to the back, repeatedly -> best-first order
+    if pos < n:
+        size = _scan(row, pos, n, col0, hs, hi, size)
+    return size
+
+
+@njit(cache=True)
+def _finish(hs, hi, size):
+    """Heap-sort the heap in place (worst to the back: best-first order), pad with -1."""
     m = size
     while m > 1:
         m -= 1
@@ -296,10 +318,9 @@ def _topk_one(row, ex_indices, ea, eb, hs, hi):
         hs[m] = ts
         hi[m] = ti
         _sift_down(hs, hi, m, 0)
-    for r in range(size, k):
+    for r in range(size, hi.shape[0]):
         hi[r] = -1
         hs[r] = -np.inf
-    return size
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -309,7 +330,7 @@ def topk_rows(scores, rows, ex_indptr, ex_indices, out_items, out_scores):
     Parameters
     ----------
     scores : float32 (or float64) [B, I], C-contiguous
-        One row of scores per user of the block.
+        One row of scores per user of the block, over all items.
     rows : int64 [B]
         The user id of each score row: its row in the exclusion CSR.
     ex_indptr, ex_indices : int64 [U+1], int32 [nnz]
@@ -325,7 +346,35 @@ def topk_rows(scores, rows, ex_indptr, ex_indices, out_items, out_scores):
     n = scores.shape[0]
     for b in prange(n):
         u = rows[b]
-        _topk_one(scores[b], ex_indices, ex_indptr[u], ex_indptr[u + 1], out_scores[b], out_items[b])
+        size = _scan_row(
+            scores[b], 0, ex_indices, ex_indptr[u], ex_indptr[u + 1], out_scores[b], out_items[b], 0
+        )
+        _finish(out_scores[b], out_items[b], size)
+
+
+@njit(cache=True, nogil=True)
+def topk_tile_update(scores, col0, rows, ex_indptr, ex_indices, sizes, out_items, out_scores):
+    """Feed one tile of items to the running top-K of a block of users (serial, GIL released).
+
+    ``scores[b, j]`` is the score of item ``col0 + j`` for user ``rows[b]``. The heaps live in
+    ``out_items[b]`` / ``out_scores[b]`` with fills ``sizes[b]`` (start at 0). Tiles must be fed
+    in increasing ``col0`` order (the tie rule relies on items arriving by increasing id); call
+    :func:`topk_tile_finish` after the last one. Used by the chunked evaluation, which runs one
+    such serial kernel per worker thread while BLAS fills the next tile.
+    """
+    for b in range(scores.shape[0]):
+        u = rows[b]
+        sizes[b] = _scan_row(
+            scores[b], col0, ex_indices, ex_indptr[u], ex_indptr[u + 1],
+            out_scores[b], out_items[b], sizes[b],
+        )
+
+
+@njit(cache=True, nogil=True)
+def topk_tile_finish(sizes, out_items, out_scores):
+    """Turn the heaps left by :func:`topk_tile_update` into best-first lists (serial)."""
+    for b in range(out_items.shape[0]):
+        _finish(out_scores[b], out_items[b], sizes[b])
 
 
 def topk_from_scores(scores, k: int, exclude=None, users=None, return_scores: bool = False):
