@@ -82,6 +82,35 @@ def print_metrics(metrics: dict, ks=(5, 10, 20, 40), title: str = "test") -> Non
         click.echo(f"  {k:<4d} " + "  ".join(f"{v:9.4f}" for v in vals))
 
 
+def _parse_value(text: str):
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def method_options(method, alpha, tau, drop_absent, pairs) -> dict:
+    """Combiner keyword arguments from the CLI options (validated by the combiner itself)."""
+    opts = {}
+    for p in pairs:
+        key, sep, value = p.partition("=")
+        if not sep or not key:
+            raise PmtError(f"--method-opt expects KEY=VALUE, got {p!r}")
+        opts[key.strip().replace("-", "_")] = _parse_value(value.strip())
+    pm = method.startswith("pmtrec")
+    for name, val in (("alpha", alpha), ("tau", tau), ("drop_absent", drop_absent or None)):
+        if val is not None:
+            if not pm:
+                raise PmtError(f"--{name.replace('_', '-')} applies to the pmtrec methods, not {method!r}")
+            opts[name] = val
+    return opts
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="pmtnumba")
 def main():
@@ -92,7 +121,16 @@ def main():
 @click.option("--dataset", default="videogame", show_default=True,
               help="A shipped data set name (see `pmtnumba datasets`) or a path to a CSV/TSV of interactions.")
 @click.option("--tasks", default=None, help="Comma-separated tasks; default: the data set's paper task set.")
-@click.option("--method", default="ew", show_default=True, help="Gradient combiner.")
+@click.option("--method", default="ew", show_default=True,
+              type=click.Choice(["ew", "rlw", "graddrop", "pcgrad", "gradvac", "cagrad", "aligned-mtl", "nash-mtl",
+                                 "pmtrec", "pmtrec-nofocus", "pmtrec-nobalance"]),
+              help="Gradient combiner (docs/combiners.md).")
+@click.option("--alpha", default=None, type=float, help="PMTRec task-focusing base (default 1.1).")
+@click.option("--tau", default=None, type=float, help="PMTRec softmax temperature (default 1e-4).")
+@click.option("--drop-absent", is_flag=True, help="PMTRec: leave tasks with a zero gradient on a row out of its softmax.")
+@click.option("-o", "--method-opt", "method_opts", multiple=True, metavar="KEY=VALUE",
+              help="Other combiner hyper-parameters, e.g. -o calpha=0.4, -o beta=0.5, -o mode=epoch (repeatable).")
+@click.option("--gamma", default=None, type=float, help="DirectAU uniformity weight (align_uniform task; default 1).")
 @click.option("--dim", default=32, show_default=True, type=int)
 @click.option("--batch-size", default=2048, show_default=True, type=int)
 @click.option("--lr", default=1e-2, show_default=True, type=float)
@@ -109,14 +147,15 @@ def main():
 @click.option("--out", "out_dir", default=None, help="Run directory for config, curve, metrics and embeddings.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @friendly_errors
-def fit(dataset, tasks, method, dim, batch_size, lr, wd, adam_mode, epochs, patience, eval_every, monitor,
+def fit(dataset, tasks, method, alpha, tau, drop_absent, method_opts, gamma, dim, batch_size, lr, wd, adam_mode, epochs, patience, eval_every, monitor,
         seed, threads, aux_sampling, data_dir, out_dir, quiet):
     """Train embeddings with early stopping and report test metrics of the best epoch."""
     from pmtnumba.training import FitConfig, Trainer
 
     cfg = FitConfig(
         dataset=dataset, tasks=None if tasks is None else [t.strip() for t in tasks.split(",") if t.strip()],
-        method=method, dim=dim, batch_size=batch_size, lr=lr, wd=wd, adam_mode=adam_mode, epochs=epochs,
+        method=method, method_options=method_options(method, alpha, tau, drop_absent, method_opts),
+        task_options={} if gamma is None else {"align_uniform": {"gamma": gamma}}, dim=dim, batch_size=batch_size, lr=lr, wd=wd, adam_mode=adam_mode, epochs=epochs,
         patience=patience, eval_every=eval_every, monitor=monitor, seed=seed, threads=threads,
         aux_sampling=aux_sampling, data_dir=data_dir,
     )

@@ -74,7 +74,10 @@ class Trainer:
         )
         self.tasks = build_tasks(cfg.tasks, self.task_ctx, cfg.task_options)
         cfg.tasks = [t.name for t in self.tasks]
-        self.combiner = make_combiner(cfg.method, **cfg.method_options)
+        try:
+            self.combiner = make_combiner(cfg.method, **cfg.method_options)
+        except TypeError as exc:  # an option the combiner does not take
+            raise ValueError(f"method {cfg.method!r}: {exc}") from None
         self.encoder = MF(ds.n_users, ds.n_items, cfg.dim, cfg.seed)
         self.adam = Adam(self.encoder.E, lr=cfg.lr, weight_decay=cfg.wd, mode=cfg.adam_mode)
         self.rng = np.random.default_rng(np.random.SeedSequence([int(cfg.seed), 0xC0B]))
