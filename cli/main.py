@@ -145,10 +145,12 @@ def main():
 @click.option("--aux-sampling", default="anchored", show_default=True, type=click.Choice(["anchored", "independent"]))
 @click.option("--data-dir", default=None, help="Folder of the shipped .npz files (default: the repo's datasets/).")
 @click.option("--out", "out_dir", default=None, help="Run directory for config, curve, metrics and embeddings.")
+@click.option("--record-weights/--no-record-weights", default=True, show_default=True,
+              help="PMTRec: write per-epoch weight distributions by user/item group to weights.csv.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @friendly_errors
 def fit(dataset, tasks, method, alpha, tau, drop_absent, method_opts, gamma, dim, batch_size, lr, wd, adam_mode, epochs, patience, eval_every, monitor,
-        seed, threads, aux_sampling, data_dir, out_dir, quiet):
+        seed, threads, aux_sampling, data_dir, out_dir, record_weights, quiet):
     """Train embeddings with early stopping and report test metrics of the best epoch."""
     from pmtnumba.training import FitConfig, Trainer
 
@@ -157,7 +159,7 @@ def fit(dataset, tasks, method, alpha, tau, drop_absent, method_opts, gamma, dim
         method=method, method_options=method_options(method, alpha, tau, drop_absent, method_opts),
         task_options={} if gamma is None else {"align_uniform": {"gamma": gamma}}, dim=dim, batch_size=batch_size, lr=lr, wd=wd, adam_mode=adam_mode, epochs=epochs,
         patience=patience, eval_every=eval_every, monitor=monitor, seed=seed, threads=threads,
-        aux_sampling=aux_sampling, data_dir=data_dir,
+        aux_sampling=aux_sampling, data_dir=data_dir, record_weights=record_weights,
     )
     reporter = ClickReporter(quiet=quiet)
     trainer = Trainer(cfg, reporter=reporter)
@@ -252,6 +254,48 @@ def recommend(run_dir, user_id, k, data_dir):
     click.echo(f"top {k} for user {user_id} ({cfg['dataset']}):")
     for rank, it in enumerate(items[items >= 0], 1):
         click.echo(f"  {rank:3d}  item {emb['item_raw'][it]}  score {scores[it]:.4f}")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--epoch", default=None, type=int, help="Epoch to show (default: first, best and last).")
+@click.option("--plot", "plot_dir", default=None, help="Also save PNG figures there (needs the `plot` extra).")
+@friendly_errors
+def weights(run_dir, epoch, plot_dir):
+    """PMTRec's per-row task weights by user/item activity group (from weights.csv of a run)."""
+    import csv
+    from pathlib import Path
+
+    from pmtnumba.training.weights import weights_table
+
+    path = Path(run_dir) / "weights.csv"
+    if not path.is_file():
+        raise PmtError(f"{path}: no weights recorded (train with --method pmtrec and --out)")
+    with open(path) as f:
+        records = list(csv.DictReader(f))
+    epochs = sorted({int(r["epoch"]) for r in records})
+    if not epochs:
+        raise PmtError(f"{path}: empty")
+    best = None
+    mpath = Path(run_dir) / "metrics.json"
+    if mpath.is_file():
+        from pmtnumba.training.runio import read_json
+
+        best = read_json(mpath).get("best_epoch")
+    show = [epoch] if epoch is not None else list(dict.fromkeys(e for e in (epochs[0], best, epochs[-1]) if e))
+    for e in show:
+        if e not in epochs:
+            raise PmtError(f"--epoch {e}: recorded epochs are {epochs[0]}..{epochs[-1]}")
+        header, rows = weights_table(records, e)
+        click.echo(f"epoch {e}{' (best)' if e == best else ''}: mean task weight (10th-90th percentile) per row group")
+        widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+        for r in [header] + rows:
+            click.echo("  " + "  ".join(str(x).ljust(w) for x, w in zip(r, widths)))
+    if plot_dir:
+        from pmtnumba.training.weights import plot_weights
+
+        for p in plot_weights(records, plot_dir):
+            click.echo(f"wrote {p}")
 
 
 from .gradcheck_cmd import gradcheck  # noqa: E402

@@ -13,6 +13,7 @@ class FitConfig:
     method_options: dict = field(default_factory=dict)
     task_options: dict = field(default_factory=dict)
     aux_sampling: str = "anchored"
+    record_weights: bool = True  # PMTRec: per-epoch weight distributions (weights.csv)
     encoder: str = "mf"
     dim: int = 32
     batch_size: int = 2048

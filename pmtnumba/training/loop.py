@@ -24,6 +24,7 @@ from ..tasks import Batch, TaskContext, build_tasks, default_tasks
 from . import runio
 from .config import FitConfig
 from .step import StepWorkspace, train_step
+from .weights import WeightRecorder
 
 
 class Reporter:
@@ -74,8 +75,15 @@ class Trainer:
         )
         self.tasks = build_tasks(cfg.tasks, self.task_ctx, cfg.task_options)
         cfg.tasks = [t.name for t in self.tasks]
+        opts = dict(cfg.method_options)
+        self.weights = None
+        if cfg.method.startswith("pmtrec") and cfg.record_weights:
+            opts["record_weights"] = True
+            self.weights = WeightRecorder(
+                split.user_degree(), np.bincount(split.train_items, minlength=ds.n_items), [t.name for t in self.tasks]
+            )
         try:
-            self.combiner = make_combiner(cfg.method, **cfg.method_options)
+            self.combiner = make_combiner(cfg.method, **opts)
         except TypeError as exc:  # an option the combiner does not take
             raise ValueError(f"method {cfg.method!r}: {exc}") from None
         self.encoder = MF(ds.n_users, ds.n_items, cfg.dim, cfg.seed)
@@ -129,10 +137,16 @@ class Trainer:
                 batch = Batch(sp.train_users[bidx], sp.train_items[bidx], None if ratings is None else ratings[bidx])
                 ctx = StepContext(epoch=epoch, step=step, rng=self.rng, n_users=sp.n_users)
                 losses, pairs = train_step(E, self.tasks, batch, self.combiner, self.adam, ctx, cfg.seed, ws)
+                if self.weights is not None:
+                    self.weights.observe(ctx.rows, self.combiner.last_weights)
                 loss_sum += losses * pairs
                 pair_sum += pairs
                 self.reporter.step_done(epoch, step, losses)
             t_epoch = time.perf_counter() - t0
+            if self.weights is not None:
+                self.weights.end_epoch(epoch)
+                if out_dir is not None:
+                    runio.write_csv(Path(out_dir) / "weights.csv", self.weights.records)
             t_train += t_epoch
             rec = {"epoch": epoch, "train_seconds": round(t_epoch, 4)}
             for t, task in enumerate(self.tasks):
