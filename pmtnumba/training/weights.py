@@ -21,6 +21,8 @@ def degree_groups(degree: np.ndarray, kind: str, n_groups: int = 4):
     """Group ids of rows by degree quartile, and each group's label (``users deg 1-3``...)."""
     degree = np.asarray(degree)
     edges = np.unique(np.quantile(degree, np.linspace(0, 1, n_groups + 1)[1:-1], method="lower"))
+    if degree.size:
+        edges = edges[edges < degree.max()]  # group g holds degrees in (edges[g-1], edges[g]]
     gid = np.searchsorted(edges, degree, side="left")
     labels = []
     lo = int(degree.min()) if degree.size else 0
