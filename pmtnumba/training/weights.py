@@ -25,11 +25,9 @@ def degree_groups(degree: np.ndarray, kind: str, n_groups: int = 4):
         edges = edges[edges < degree.max()]  # group g holds degrees in (edges[g-1], edges[g]]
     gid = np.searchsorted(edges, degree, side="left")
     labels = []
-    lo = int(degree.min()) if degree.size else 0
     for g in range(len(edges) + 1):
-        hi = int(edges[g]) if g < len(edges) else int(degree.max()) if degree.size else 0
-        labels.append(f"{kind} deg {lo}-{hi}")
-        lo = hi + 1
+        members = degree[gid == g]
+        labels.append(f"{kind} deg {int(members.min())}-{int(members.max())}")
     return gid.astype(np.int64), labels
 
 
