@@ -6,109 +6,13 @@ Every user-facing error (bad argument, bad file, diverged training) is printed a
 
 from __future__ import annotations
 
-import functools
-import os
-import sys
-import time
-
 import click
 import numpy as np
 
 from pmtnumba.errors import PmtError
 
-
-def friendly_errors(fn):
-    """Turn user-facing exceptions into one clear line."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except (PmtError, ValueError, FileNotFoundError) as exc:
-            if os.environ.get("PMTNUMBA_DEBUG"):
-                raise
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
-
-    return wrapper
-
-
-class ClickReporter:
-    """Per-epoch click progress bar showing the running losses and steps per second."""
-
-    def __init__(self, quiet: bool = False):
-        self.quiet = quiet
-        self.bar = None
-        self.names: list[str] = []
-
-    def epoch_start(self, epoch, n_steps):
-        if self.quiet:
-            return
-        self.t0 = time.perf_counter()
-        self.done = 0
-        self.bar = click.progressbar(length=n_steps, label=f"epoch {epoch:3d}", file=sys.stderr,
-                                     item_show_func=lambda s: s, show_eta=False)
-        self.bar.__enter__()
-
-    def step_done(self, epoch, step, losses):
-        if self.bar is None:
-            return
-        self.done += 1
-        rate = self.done / max(1e-9, time.perf_counter() - self.t0)
-        text = " ".join(f"{n}={v:.4f}" for n, v in zip(self.names, losses)) + f" {rate:.0f} it/s"
-        self.bar.update(1, text)
-
-    def epoch_end(self, rec):
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)
-            self.bar = None
-        if self.quiet:
-            return
-        losses = " ".join(f"{k[5:]}={v:.4f}" for k, v in rec.items() if k.startswith("loss_"))
-        val = ""
-        if "valid_recall@20" in rec:
-            val = f" | valid R@20 {rec['valid_recall@20']:.4f} N@20 {rec['valid_ndcg@20']:.4f} (best epoch {rec['best_epoch']})"
-        click.echo(f"epoch {rec['epoch']:3d} | {losses} | {rec['train_seconds']:.2f}s{val}", err=True)
-
-    def message(self, text):
-        click.echo(text, err=True)
-
-
-def print_metrics(metrics: dict, ks=(5, 10, 20, 40), title: str = "test") -> None:
-    click.echo(f"{title} metrics ({metrics.get('n_users', '?')} users):")
-    click.echo("  K    " + "  ".join(f"{m:>9s}" for m in ("Recall", "NDCG", "HR", "Precision", "MRR")))
-    for k in ks:
-        vals = [metrics.get(f"{m}@{k}", float("nan")) for m in ("recall", "ndcg", "hr", "precision", "mrr")]
-        click.echo(f"  {k:<4d} " + "  ".join(f"{v:9.4f}" for v in vals))
-
-
-def _parse_value(text: str):
-    low = text.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
-
-
-def method_options(method, alpha, tau, drop_absent, pairs) -> dict:
-    """Combiner keyword arguments from the CLI options (validated by the combiner itself)."""
-    opts = {}
-    for p in pairs:
-        key, sep, value = p.partition("=")
-        if not sep or not key:
-            raise PmtError(f"--method-opt expects KEY=VALUE, got {p!r}")
-        opts[key.strip().replace("-", "_")] = _parse_value(value.strip())
-    pm = method.startswith("pmtrec")
-    for name, val in (("alpha", alpha), ("tau", tau), ("drop_absent", drop_absent or None)):
-        if val is not None:
-            if not pm:
-                raise PmtError(f"--{name.replace('_', '-')} applies to the pmtrec methods, not {method!r}")
-            opts[name] = val
-    return opts
+# shared with the command modules (compare_cmd); _parse_value is re-exported for old importers
+from .common import ClickReporter, _parse_value, friendly_errors, method_options, print_metrics  # noqa: F401
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -129,7 +33,7 @@ def main():
 @click.option("--tau", default=None, type=float, help="PMTRec softmax temperature (default 1e-4).")
 @click.option("--drop-absent", is_flag=True, help="PMTRec: leave tasks with a zero gradient on a row out of its softmax.")
 @click.option("-o", "--method-opt", "method_opts", multiple=True, metavar="KEY=VALUE",
-              help="Other combiner hyper-parameters, e.g. -o calpha=0.4, -o beta=0.5, -o mode=epoch (repeatable).")
+              help="Other combiner hyper-parameters, e.g. -o calpha=0.4, -o beta=0.5, -o per=epoch (repeatable).")
 @click.option("--gamma", default=None, type=float, help="DirectAU uniformity weight (align_uniform task; default 1).")
 @click.option("--dim", default=32, show_default=True, type=int)
 @click.option("--batch-size", default=2048, show_default=True, type=int)
@@ -298,9 +202,11 @@ def weights(run_dir, epoch, plot_dir):
             click.echo(f"wrote {p}")
 
 
+from .compare_cmd import compare  # noqa: E402
 from .gradcheck_cmd import gradcheck  # noqa: E402
 
 main.add_command(gradcheck)
+main.add_command(compare)
 
 
 if __name__ == "__main__":

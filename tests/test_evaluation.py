@@ -186,13 +186,13 @@ def test_bad_arguments():
 
 
 def ref_topk(scores, k, ex_rows):
-    """argsort reference: rankable = not excluded, not NaN; sort by (-score, item id)."""
+    """argsort reference: rankable = not excluded, not NaN, not -inf; sort by (-score, item id)."""
     n, n_items = scores.shape
     out = np.full((n, k), -1, np.int64)
     for b in range(n):
         ok = np.ones(n_items, bool)
         ok[list(ex_rows[b])] = False
-        ok &= ~np.isnan(scores[b])
+        ok &= scores[b] > -np.inf  # false for NaN too
         items = np.flatnonzero(ok)
         order = np.lexsort((items, -scores[b, items].astype(np.float64)))[:k]
         out[b, : order.size] = items[order]
@@ -237,7 +237,7 @@ def random_split(rng, n_users, n_items, n_train, n_held):
 def test_topk_kernel_matches_reference_with_ties_nan_and_threads():
     rng = np.random.default_rng(1)
     n, n_items, k = 300, 700, 50
-    # integer-valued scores in a small range: many ties; some NaNs; some -inf
+    # integer-valued scores in a small range: many ties; some NaNs and -infs (never ranked)
     scores = rng.integers(-20, 20, size=(n, n_items)).astype(np.float32)
     scores[rng.random((n, n_items)) < 0.02] = np.nan
     scores[rng.random((n, n_items)) < 0.02] = -np.inf
@@ -277,15 +277,36 @@ def test_evaluate_chunked_unchunked_reference_exact():
     ex_rows = [sorted(set(a) | set(b)) for a, b in zip(train_rows, valid_rows)]
     expect = ref_metrics(ref_topk(scores, 40, ex_rows), held_rows, ks)
     results = [
-        evaluate(ue, ie, held, exclude=[train, valid], ks=ks, chunk_size=c)
+        evaluate(ue, ie, held, exclude=[train, valid], ks=ks, chunk_size=c, strategy=st)
+        for st in ("auto", "rows")
         for c in (None, 1, 7, 64, 10**6)
     ]
+    # a tiny buffer budget forces one-user chunks
+    results.append(evaluate(ue, ie, held, exclude=[train, valid], ks=ks, max_buffer_bytes=1))
     results.append(metrics_from_scores(scores, held, exclude=[train, valid], ks=ks))
     for r in results:
         assert r == results[0]  # bit-identical, whatever the chunking
     assert results[0]["n_users"] == sum(1 for h in held_rows if h)
     for key, val in expect.items():
         assert results[0][key] == pytest.approx(val, abs=1e-12), key
+
+
+def test_tiles_smaller_than_the_item_axis(monkeypatch):
+    # the tiled strategy feeds items in tiles; with tiles of 37 items, exclusions, ties and the
+    # heap state cross tile boundaries, and the result must equal one pass over whole rows
+    from pmtnumba.evaluation import ranking
+
+    if ranking.resolve_strategy("auto") != "tiled":
+        pytest.skip("numpy's BLAS has no per-thread thread count here")
+    monkeypatch.setattr(ranking, "ITEM_TILE", 37)
+    rng = np.random.default_rng(7)
+    n_users, n_items = 50, 500
+    ue = rng.integers(-2, 3, size=(n_users, 6)).astype(np.float32)
+    ie = rng.integers(-2, 3, size=(n_items, 6)).astype(np.float32)
+    train_rows, _ = random_split(rng, n_users, n_items, 60, 0)
+    users = np.arange(n_users)
+    top = topk_for_users(ue, ie, users, exclude=csr(train_rows, n_users), k=45, chunk_size=8)
+    np.testing.assert_array_equal(top, ref_topk(ue @ ie.T, 45, train_rows))
 
 
 def test_evaluate_random_float_embeddings_and_subsets():
@@ -307,6 +328,29 @@ def test_evaluate_random_float_embeddings_and_subsets():
                       [held_rows[u] for u in sub], (10,))
     for key, val in exp.items():
         assert got[key] == pytest.approx(val, abs=1e-9), key
+
+
+def test_evaluate_same_result_with_1_and_2_threads():
+    # random float embeddings: scores are not exact, yet for a fixed chunk size the results must
+    # be bit-identical whatever the thread count (fixed-shape single-threaded GEMMs, per-user
+    # kernels, fixed-order sums)
+    rng = np.random.default_rng(6)
+    n_users, n_items, d = 300, 3000, 32
+    ue = rng.standard_normal((n_users, d)).astype(np.float32)
+    ie = rng.standard_normal((n_items, d)).astype(np.float32)
+    train_rows, held_rows = random_split(rng, n_users, n_items, 40, 10)
+    train, held = csr(train_rows, n_users), csr(held_rows, n_users)
+    old = numba.get_num_threads()
+    try:
+        res = {}
+        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+            numba.set_num_threads(threads)
+            for st in ("auto", "rows"):
+                res[threads, st] = evaluate(ue, ie, held, exclude=train, chunk_size=16, strategy=st)
+    finally:
+        numba.set_num_threads(old)
+    assert res[1, "auto"] == res[2, "auto"]
+    assert res[1, "rows"] == res[2, "rows"]
 
 
 def test_topk_for_users():

@@ -40,12 +40,14 @@ def nash_mtl_residual(An: np.ndarray, alpha: np.ndarray) -> float:
 
 
 def nash_mtl_solve(
-    An: np.ndarray, alpha0: np.ndarray, tol: float = 1e-10, max_iter: int = 100
+    An: np.ndarray, alpha0: np.ndarray, tol: float = 1e-10, max_iter: int = 100, accept: float = 1e-6
 ) -> tuple[np.ndarray, bool]:
     """Solve ``An alpha = 1 / alpha``, alpha > 0, by damped Newton from ``alpha0``.
 
-    Returns ``(alpha, converged)``; ``converged`` is True only if the fixed point is verified to
-    ``tol``. Zero-gradient tasks (``An[i, i] == 0``) are reported as not converged at once.
+    Iterates until the residual is below ``tol`` (or ``max_iter``); returns ``(alpha, converged)``
+    where ``converged`` is True only if the fixed point is verified to ``max(tol, accept)``
+    (baselines.md asks for 1e-6; rounding can stall Newton a little above 1e-10 on badly scaled
+    Gram matrices). Zero-gradient tasks (``An[i, i] == 0``) are reported as not converged at once.
     """
     An = np.asarray(An, dtype=np.float64)
     T = An.shape[0]
@@ -76,7 +78,7 @@ def nash_mtl_solve(
         alpha = alpha + step * d
         if not np.all(np.isfinite(alpha)):
             break
-    ok = bool(np.all(np.isfinite(alpha)) and np.all(alpha > 0) and nash_mtl_residual(An, alpha) <= tol)
+    ok = bool(np.all(np.isfinite(alpha)) and np.all(alpha > 0) and nash_mtl_residual(An, alpha) <= max(tol, accept))
     return alpha, ok
 
 

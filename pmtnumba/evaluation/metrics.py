@@ -209,7 +209,7 @@ def metrics_from_scores(scores, heldout, exclude=None, ks=(5, 10, 20, 40), users
     ----------
     scores : float array [n, I]
         Scores of ``n`` users over all ``I`` items. Higher is better; equal scores rank the
-        lower item id first; NaN scores are never ranked.
+        lower item id first; NaN and ``-inf`` scores are never ranked.
     heldout : CSR ``(indptr, indices)`` over ``U`` users
         Held-out items per user (the split being evaluated).
     exclude : None, a CSR, or a list of CSRs over the same ``U`` users

@@ -179,7 +179,7 @@ def _topk_tiled(user_emb, item_emb, rows, ex, k, chunk_size, n_threads, set_loca
         ub = user_emb[r]
         nb = stop - start
         sizes = np.zeros(nb, np.int64)  # heap fills
-        oi = out_items[start:stop]
+        oi = out_items[start:stop]  # the heaps live in the output rows
         osc = out_scores[start:stop]
         for t0 in range(0, n_items, tile):
             w = min(tile, n_items - t0)
@@ -217,7 +217,8 @@ def _topk_rows_chunked(user_emb, item_emb, rows, ex, k, chunk_size):
     for start in range(0, n, chunk_size):
         stop = min(n, start + chunk_size)
         r = rows[start:stop]
-        block = buf[: stop - start]
+        nb = stop - start
+        block = buf[:nb]
         np.matmul(user_emb[r], item_t, out=block)
         topk_rows(block, r, ex[0], ex[1], out_items[start:stop], out_scores[start:stop])
     return out_items, out_scores

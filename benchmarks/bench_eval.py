@@ -1,0 +1,232 @@
+"""Benchmark of full-ranking evaluation (pmtnumba.evaluation.evaluate) against NumPy baselines.
+
+Two synthetic problems with random d = 32 float32 embeddings, ~40 random train items per user as
+exclusions and ~10 held-out items:
+
+* ``videogame``: 55,223 users x 17,408 items (the 2018 Video Games split's size);
+* ``epinions``:  22,167 users x 296,278 items (the full score matrix would be 26 GB).
+
+Methods, run alternately ``--reps`` times (medians reported, ratios against ``evaluate``):
+
+* ``evaluate``        the default (``strategy="auto"``: tiled, per-thread single-threaded GEMMs);
+* ``evaluate/rows``   ``strategy="rows"``: one threaded GEMM per 256 MiB chunk + prange top-K;
+* ``matmul``          (a) the chunked NumPy GEMM alone, same 256 MiB buffer (a floor for "rows");
+* ``matmul+argpart``  (b) chunked GEMM + ``-inf`` masking + ``np.argpartition`` top-40 + sort of
+  the 40. On ``epinions`` it would take over a minute per run, so (b) runs on the first
+  ``--argpart-users`` users and is scaled linearly to all users (marked "extrapolated").
+
+Then, in a fresh subprocess, the peak memory (``ru_maxrss``) of one ``evaluate`` on the
+``epinions`` problem, next to the memory held before the call.
+
+Usage::
+
+    /work/venv/bin/python benchmarks/bench_eval.py            # full sizes, ~3 minutes
+    /work/venv/bin/python benchmarks/bench_eval.py --quick    # 1/8 of the users, ~30 s
+    /work/venv/bin/python benchmarks/bench_eval.py --threads 1
+
+Times are wall-clock on a shared machine: compare ratios measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numba  # noqa: E402
+
+from pmtnumba.evaluation import (  # noqa: E402
+    csr_from_pairs,
+    evaluate,
+    metrics_from_topk,
+    topk_for_users,
+)
+from pmtnumba.evaluation.ranking import auto_chunk_size, resolve_strategy  # noqa: E402
+
+PROBLEMS = {"videogame": (55_223, 17_408), "epinions": (22_167, 296_278)}
+D = 32
+N_TRAIN = 40
+N_HELD = 10
+K = 40
+
+
+def make_problem(n_users, n_items, seed=0):
+    """Random embeddings and a random train / held-out split (CSR)."""
+    rng = np.random.default_rng(seed)
+    ue = (rng.standard_normal((n_users, D)) * 0.1).astype(np.float32)
+    ie = (rng.standard_normal((n_items, D)) * 0.1).astype(np.float32)
+    items = rng.integers(0, n_items, size=(n_users, N_TRAIN + N_HELD))
+    users = np.repeat(np.arange(n_users), N_TRAIN)
+    train = csr_from_pairs(users, items[:, :N_TRAIN].ravel(), n_users)
+    users = np.repeat(np.arange(n_users), N_HELD)
+    held = csr_from_pairs(users, items[:, N_TRAIN:].ravel(), n_users)
+    return ue, ie, train, held
+
+
+def numpy_matmul(ue, ie, rows):
+    """(a) The chunked GEMM alone, into the same 256 MiB buffer evaluate's rows strategy uses."""
+    cs = auto_chunk_size(ie.shape[0])
+    buf = np.empty((cs, ie.shape[0]), np.float32)
+    for s in range(0, rows.size, cs):
+        r = rows[s : s + cs]
+        np.matmul(ue[r], ie.T, out=buf[: r.size])
+
+
+def numpy_argpartition(ue, ie, rows, train):
+    """(b) Chunked GEMM, -inf masking of train items, argpartition top-K, sort of the K."""
+    indptr, indices = train
+    cs = auto_chunk_size(ie.shape[0])
+    buf = np.empty((cs, ie.shape[0]), np.float32)
+    top = np.empty((rows.size, K), np.int64)
+    for s in range(0, rows.size, cs):
+        r = rows[s : s + cs]
+        block = buf[: r.size]
+        np.matmul(ue[r], ie.T, out=block)
+        counts = indptr[r + 1] - indptr[r]
+        mrow = np.repeat(np.arange(r.size), counts)
+        mcol = np.concatenate([indices[indptr[u] : indptr[u + 1]] for u in r])
+        block[mrow, mcol] = -np.inf
+        part = np.argpartition(-block, K, axis=1)[:, :K]
+        order = np.argsort(-np.take_along_axis(block, part, axis=1), axis=1, kind="stable")
+        top[s : s + r.size] = np.take_along_axis(part, order, axis=1)
+    return top
+
+
+def bench(name, n_users, n_items, reps, argpart_users):
+    t0 = time.perf_counter()
+    ue, ie, train, held = make_problem(n_users, n_items)
+    rows = np.flatnonzero(np.diff(held[0]) > 0)
+    sub = rows[: min(argpart_users, rows.size)]
+    scale = rows.size / sub.size
+    print(f"\n== {name}: {n_users:,} users x {n_items:,} items, d={D}, "
+          f"{train[1].size:,} train / {held[1].size:,} held-out "
+          f"(setup {time.perf_counter() - t0:.1f} s)")
+    # warm up (Numba caches are compiled or loaded here)
+    evaluate(ue[:50], ie, (held[0][:51], held[1][: held[0][50]]), exclude=None)
+    evaluate(ue[:50], ie, (held[0][:51], held[1][: held[0][50]]), exclude=None, strategy="rows")
+    methods = {
+        "evaluate": lambda: evaluate(ue, ie, held, exclude=[train], ks=(5, 10, 20, 40)),
+        "evaluate/rows": lambda: evaluate(ue, ie, held, exclude=[train], strategy="rows"),
+        "matmul": lambda: numpy_matmul(ue, ie, rows),
+        "matmul+argpart": lambda: numpy_argpartition(ue, ie, sub, train),
+    }
+    times = {m: [] for m in methods}
+    results = {}
+    for _ in range(reps):
+        for m, fn in methods.items():
+            t = time.perf_counter()
+            results[m] = fn()
+            dt = time.perf_counter() - t
+            times[m].append(dt * (scale if m == "matmul+argpart" else 1.0))
+    med = {m: float(np.median(v)) for m, v in times.items()}
+    base = med["evaluate"]
+    for m in methods:
+        note = ""
+        if m == "matmul+argpart" and sub.size < rows.size:
+            note = f"  (extrapolated from {sub.size:,} of {rows.size:,} users)"
+        runs = ", ".join(f"{x:.2f}" for x in times[m])
+        print(f"  {m:15s} median {med[m]:7.2f} s  = {med[m] / base:5.2f} x evaluate  "
+              f"[{runs}]{note}")
+    # agreement check on the argpartition subset: the same top-40 lists (BLAS rounding of
+    # different GEMM shapes may swap near-ties, rarely) and the same metrics
+    ours = topk_for_users(ue, ie, sub, exclude=[train], k=K)
+    same = int(np.sum(np.all(ours == results["matmul+argpart"], axis=1)))
+    m_ref = metrics_from_topk(results["matmul+argpart"], held[0], held[1], ks=(40,), users=sub)
+    m_ev = metrics_from_topk(ours, held[0], held[1], ks=(40,), users=sub)
+    print(f"  check on {sub.size:,} users: identical top-{K} lists {same:,}/{sub.size:,}; "
+          f"recall@40 {m_ev['recall@40']:.6f} (evaluate) vs {m_ref['recall@40']:.6f} "
+          f"(argpartition)")
+    return med
+
+
+def _status_mb(field):
+    """A memory figure of this process from /proc/self/status (Linux), in MB; NaN elsewhere."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def memprobe(n_users, n_items, threads):
+    """Child process: peak RSS of one evaluate() on a problem (prints JSON).
+
+    VmHWM (the RSS high-water mark of this process image) is used rather than ru_maxrss, which
+    Linux carries over from the parent across fork + exec.
+    """
+    numba.set_num_threads(threads)
+    ue, ie, train, held = make_problem(n_users, n_items)
+    valid = csr_from_pairs([], [], n_users)
+    ex = [train, valid]
+    # compile / load kernels on a tiny call first, so JIT memory is not counted as evaluation
+    evaluate(ue[:50], ie, (held[0][:51], held[1][: held[0][50]]), exclude=None)
+    before = _status_mb("VmRSS")
+    hwm_before = _status_mb("VmHWM")
+    t = time.perf_counter()
+    evaluate(ue, ie, held, exclude=ex)
+    dt = time.perf_counter() - t
+    after = _status_mb("VmHWM")
+    if after != after:  # no /proc: fall back to ru_maxrss
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    data = (ue.nbytes + ie.nbytes + sum(a.nbytes for a in train + held)) / 2**20
+    print(json.dumps({"before_mb": before, "hwm_before_mb": hwm_before, "peak_mb": after,
+                      "data_mb": data, "seconds": dt}))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="1/8 of the users of each problem")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=None, help="Numba threads (default: all)")
+    ap.add_argument("--argpart-users", type=int, default=None,
+                    help="users for the argpartition baseline (default: all on videogame, "
+                         "2,000 on epinions; scaled to all users)")
+    ap.add_argument("--only", choices=sorted(PROBLEMS), default=None)
+    ap.add_argument("--_memprobe", nargs=3, type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args._memprobe:
+        memprobe(*args._memprobe)
+        return
+    if args.threads:
+        numba.set_num_threads(args.threads)
+    threads = numba.get_num_threads()
+    print(f"numba {numba.__version__}, numpy {np.__version__}, threading layer "
+          f"{numba.config.THREADING_LAYER}, numba threads {threads}, cpus {os.cpu_count()}, "
+          f"evaluate strategy 'auto' -> {resolve_strategy('auto')!r}"
+          + ("  [--quick: 1/8 of the users]" if args.quick else ""))
+    t_all = time.perf_counter()
+    div = 8 if args.quick else 1
+    for name, (nu, ni) in PROBLEMS.items():
+        if args.only and name != args.only:
+            continue
+        ap_users = args.argpart_users or (2_000 // div if name == "epinions" else nu)
+        bench(name, nu // div, ni, args.reps, ap_users)
+    if not args.only or args.only == "epinions":
+        nu, ni = PROBLEMS["epinions"]
+        out = subprocess.run(
+            [sys.executable, os.path.abspath(__file__), "--_memprobe", str(nu // div), str(ni),
+             str(threads)],
+            capture_output=True, text=True, check=True,
+        )
+        mem = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"\n== memory, one evaluate() on epinions size ({nu // div:,} x {ni:,}), "
+              f"fresh process: peak RSS {mem['peak_mb']:.0f} MB (high-water mark before the call "
+              f"{mem['hwm_before_mb']:.0f} MB, RSS at the call {mem['before_mb']:.0f} MB of "
+              f"which embeddings + CSRs {mem['data_mb']:.0f} MB); call took "
+              f"{mem['seconds']:.2f} s")
+    print(f"\ntotal benchmark time {time.perf_counter() - t_all:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

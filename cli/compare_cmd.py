@@ -1,0 +1,161 @@
+"""``pmtnumba compare``: several methods x several seeds on one data set, one Table-2 style table.
+
+Wired into the command group by ``cli/main.py`` (``main.add_command(compare)``); the engine is
+:func:`pmtnumba.training.compare.run_compare`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from pmtnumba.errors import PmtError
+
+from .common import ClickReporter, friendly_errors, method_options
+
+
+class _CompareReporter(ClickReporter):
+    """ClickReporter for one run of a comparison; ``--quiet`` also silences its messages."""
+
+    def message(self, text):
+        if not self.quiet:
+            click.echo(text, err=True)
+
+
+def _parse_methods(text: str) -> list[str]:
+    from pmtnumba.combiners import COMBINERS
+    from pmtnumba.training.compare import PAPER_METHODS
+
+    names = [m.strip().lower() for m in text.split(",") if m.strip()]
+    if not names:
+        raise PmtError("--methods is empty")
+    out = []
+    for m in names:
+        out += list(PAPER_METHODS) if m == "all" else [m]
+    out = list(dict.fromkeys(out))
+    unknown = [m for m in out if m not in COMBINERS]
+    if unknown:
+        raise PmtError(f"unknown method(s) {', '.join(unknown)} in --methods; choose from {', '.join(COMBINERS)} or all")
+    return out
+
+
+def _parse_seeds(text: str) -> list[int]:
+    seeds = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        lo, sep, hi = part.partition("-")
+        try:
+            rng = range(int(lo), int(hi) + 1) if sep else [int(part)]
+        except ValueError:
+            raise PmtError(f"--seeds expects comma-separated integers or ranges like 0-4, got {text!r}") from None
+        seeds += list(rng)
+    if not seeds:
+        raise PmtError(f"--seeds gives no seed: {text!r}")
+    if min(seeds) < 0:
+        raise PmtError(f"--seeds must be >= 0, got {text!r}")
+    return list(dict.fromkeys(seeds))
+
+
+def _per_method_options(methods, alpha, tau, drop_absent, pairs) -> dict[str, dict]:
+    """``{method: combiner kwargs}`` from --alpha/--tau/--drop-absent (pmtrec methods) and -o METHOD:KEY=VALUE."""
+    by_method: dict[str, list[str]] = {m: [] for m in methods}
+    for p in pairs:
+        m, sep, kv = p.partition(":")
+        m = m.strip().lower()
+        if not sep or not m or "=" not in kv:
+            raise PmtError(f"-o expects METHOD:KEY=VALUE (e.g. -o cagrad:calpha=0.4), got {p!r}")
+        if m not in by_method:
+            raise PmtError(f"-o {p}: method {m!r} is not among --methods ({', '.join(methods)})")
+        by_method[m].append(kv)
+    pm = [m for m in methods if m.startswith("pmtrec")]
+    for name, val in (("alpha", alpha), ("tau", tau), ("drop-absent", drop_absent or None)):
+        if val is not None and not pm:
+            raise PmtError(f"--{name} applies to the pmtrec methods, and none is among --methods")
+    opts = {}
+    for m in methods:
+        is_pm = m.startswith("pmtrec")
+        o = method_options(m, alpha if is_pm else None, tau if is_pm else None, drop_absent and is_pm, by_method[m])
+        if o:
+            opts[m] = o
+    return opts
+
+
+@click.command("compare")
+@click.option("--dataset", required=True,
+              help="A shipped data set name (see `pmtnumba datasets`) or a path to a CSV/TSV of interactions.")
+@click.option("--methods", required=True,
+              help="Comma-separated methods, or `all` (ew, rlw, graddrop, pcgrad, gradvac, cagrad, aligned-mtl, "
+                   "nash-mtl, pmtrec); pmtrec-nofocus and pmtrec-nobalance may be added.")
+@click.option("--seeds", default="0,1,2", show_default=True,
+              help="Comma-separated seeds or ranges (0-4); each seed gives one split shared by all methods.")
+@click.option("--tasks", default=None, help="Comma-separated tasks; default: the data set's paper task set.")
+@click.option("--alpha", default=None, type=float, help="PMTRec task-focusing base (pmtrec methods; default 1.1).")
+@click.option("--tau", default=None, type=float, help="PMTRec softmax temperature (pmtrec methods; default 1e-4).")
+@click.option("--drop-absent", is_flag=True, help="PMTRec: leave tasks with a zero gradient on a row out of its softmax.")
+@click.option("-o", "--method-opt", "method_opts", multiple=True, metavar="METHOD:KEY=VALUE",
+              help="A combiner hyper-parameter of one method, e.g. -o cagrad:calpha=0.4 -o rlw:per=epoch (repeatable).")
+@click.option("--dim", default=32, show_default=True, type=int)
+@click.option("--batch-size", default=2048, show_default=True, type=int)
+@click.option("--lr", default=1e-2, show_default=True, type=float)
+@click.option("--wd", default=1e-4, show_default=True, type=float, help="Adam weight decay (added to the gradient).")
+@click.option("--epochs", default=300, show_default=True, type=int, help="Maximum epochs.")
+@click.option("--patience", default=10, show_default=True, type=int, help="Validations without improvement before stopping.")
+@click.option("--eval-every", default=1, show_default=True, type=int)
+@click.option("--monitor", default="recall@20", show_default=True)
+@click.option("--threads", default=None, type=int, help="Numba threads (default: all cores).")
+@click.option("--data-dir", default=None, help="Folder of the shipped .npz files (default: the repo's datasets/).")
+@click.option("--out", "out_dir", default=None,
+              help="Output folder (default: runs/compare-<dataset>-<date>-<time>).")
+@click.option("--run-dirs/--no-run-dirs", default=True, show_default=True,
+              help="Also keep each run's own directory <out>/<method>/seed<k>/ (curve, metrics, embeddings).")
+@click.option("--record-weights/--no-record-weights", default=False, show_default=True,
+              help="PMTRec: record per-epoch weight distributions (weights.csv in its run directory); "
+                   "off by default so that seconds per epoch compare the combiners alone.")
+@click.option("--resume", is_flag=True,
+              help="Keep the finished runs of an earlier comparison in --out (same settings) and run the missing ones.")
+@click.option("--quiet", is_flag=True, help="No progress output; only the final table.")
+@friendly_errors
+def compare(dataset, methods, seeds, tasks, alpha, tau, drop_absent, method_opts, dim, batch_size, lr, wd, epochs,
+            patience, eval_every, monitor, threads, data_dir, out_dir, run_dirs, record_weights, resume, quiet):
+    """Train several methods on the same splits (one per seed) and tabulate mean ± std test metrics.
+
+    Every method of a seed trains on that seed's split with the same settings; the table has the
+    test Recall and NDCG @5/10/20/40 of the best validation epoch, mean ± std over the seeds, best
+    per column marked. Files in --out: runs.csv (one row per method and seed, updated after each
+    run), summary.csv, summary.md (the table in Markdown: best bold, runner-up underlined),
+    config.json.
+    """
+    from pmtnumba.training import FitConfig
+    from pmtnumba.training.compare import format_table, run_compare
+
+    method_list = _parse_methods(methods)
+    seed_list = _parse_seeds(seeds)
+    opts = _per_method_options(method_list, alpha, tau, drop_absent, method_opts)
+    cfg = FitConfig(
+        dataset=dataset, tasks=None if tasks is None else [t.strip() for t in tasks.split(",") if t.strip()],
+        method=method_list[0], dim=dim, batch_size=batch_size, lr=lr, wd=wd, epochs=epochs, patience=patience,
+        eval_every=eval_every, monitor=monitor, threads=threads, data_dir=data_dir, record_weights=record_weights,
+    )
+    cfg.validate()
+    if out_dir is None:
+        out_dir = str(Path("runs") / f"compare-{Path(dataset).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if not quiet:
+        click.echo(f"compare on {dataset}: methods {','.join(method_list)} | seeds {','.join(map(str, seed_list))} "
+                   f"| output {out_dir}", err=True)
+
+    def reporter_factory(method, seed, trainer):
+        rep = _CompareReporter(quiet=quiet)
+        rep.names = [t.name for t in trainer.tasks]
+        return rep
+
+    t0 = time.perf_counter()
+    summary = run_compare(dataset, method_list, seed_list, cfg, method_options=opts,
+                          reporter_factory=reporter_factory, out_dir=out_dir, save_runs=run_dirs, resume=resume)
+    click.echo(format_table(summary))
+    out = Path(out_dir)
+    files = ", ".join(f for f in ("runs.csv", "summary.csv", "summary.md", "config.json") if (out / f).is_file())
+    extra = " and <method>/seed<k>/ run directories" if run_dirs else ""
+    click.echo(f"written to {out}: {files}{extra} ({time.perf_counter() - t0:.0f}s)")
