@@ -51,10 +51,13 @@ def main():
 @click.option("--out", "out_dir", default=None, help="Run directory for config, curve, metrics and embeddings.")
 @click.option("--record-weights/--no-record-weights", default=True, show_default=True,
               help="PMTRec: write per-epoch weight distributions by user/item group to weights.csv.")
+@click.option("--checkpoint-every", default=1, show_default=True, type=int,
+              help="Epochs between checkpoints in --out (0: none).")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @friendly_errors
 def fit(dataset, tasks, method, alpha, tau, drop_absent, method_opts, gamma, dim, batch_size, lr, wd, adam_mode, epochs, patience, eval_every, monitor,
-        seed, threads, aux_sampling, data_dir, out_dir, record_weights, quiet):
+        seed, threads, aux_sampling, data_dir, out_dir, record_weights, checkpoint_every, resume, quiet):
     """Train embeddings with early stopping and report test metrics of the best epoch."""
     from pmtnumba.training import FitConfig, Trainer
 
@@ -64,6 +67,7 @@ def fit(dataset, tasks, method, alpha, tau, drop_absent, method_opts, gamma, dim
         task_options={} if gamma is None else {"align_uniform": {"gamma": gamma}}, dim=dim, batch_size=batch_size, lr=lr, wd=wd, adam_mode=adam_mode, epochs=epochs,
         patience=patience, eval_every=eval_every, monitor=monitor, seed=seed, threads=threads,
         aux_sampling=aux_sampling, data_dir=data_dir, record_weights=record_weights,
+        checkpoint_every=checkpoint_every,
     )
     reporter = ClickReporter(quiet=quiet)
     trainer = Trainer(cfg, reporter=reporter)
@@ -71,7 +75,7 @@ def fit(dataset, tasks, method, alpha, tau, drop_absent, method_opts, gamma, dim
     ds = trainer.split.dataset
     click.echo(f"{ds.name}: {ds.n_users} users, {ds.n_items} items, {trainer.split.train_users.size} train "
                f"interactions | tasks {','.join(cfg.tasks)} | method {cfg.method}", err=True)
-    result = trainer.fit(out_dir=out_dir)
+    result = trainer.fit(out_dir=out_dir, resume=resume)
     click.echo(f"best epoch {result.best_epoch} ({len(result.curve)} run, {result.train_seconds:.1f}s training)")
     print_metrics(result.test, cfg.ks)
     if out_dir:

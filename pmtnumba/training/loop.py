@@ -6,6 +6,7 @@ The loop itself knows nothing of the terminal: progress goes to an optional ``re
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from ..data import load_dataset
 from ..data.samplers import epoch_batches
 from ..data.split import SplitData, make_split
 from ..encoders import MF
+from ..errors import PmtError
 from ..evaluation import evaluate
 from ..optim import Adam
 from ..tasks import Batch, TaskContext, build_tasks, default_tasks
@@ -47,6 +49,24 @@ class FitResult:
     item_emb: np.ndarray | None = None
     stopped_early: bool = False
     train_seconds: float = 0.0
+
+
+CHECKPOINT = "checkpoint.npz"
+
+
+@dataclass
+class TrainState:
+    """Where training stands after ``epoch`` epochs (what a checkpoint stores besides tensors)."""
+
+    epoch: int = 0
+    step: int = 0
+    best_value: float = float("-inf")
+    best_epoch: int = 0
+    best_valid: dict | None = None
+    best_E: np.ndarray | None = None
+    bad: int = 0
+    t_train: float = 0.0
+    curve: list = field(default_factory=list)
 
 
 class Trainer:
@@ -101,14 +121,67 @@ class Trainer:
             raise ValueError(f"unknown split part {part!r}")
         return evaluate(self.encoder.user_emb, self.encoder.item_emb, heldout, exclude=exclude, ks=self.cfg.ks)
 
+    # -- checkpoints ------------------------------------------------------------------------
+    def _checkpoint(self, out_dir, st: "TrainState") -> None:
+        """Everything needed to continue bit-identically after ``st.epoch`` (atomic write)."""
+        meta = {
+            "config": self.cfg.to_dict(), "epoch": st.epoch, "step": st.step, "best_value": st.best_value,
+            "best_epoch": st.best_epoch, "best_valid": st.best_valid, "bad": st.bad, "t_train": st.t_train,
+            "curve": st.curve, "rng": self.rng.bit_generator.state,
+            "weights": self.weights.records if self.weights is not None else None,
+        }
+        arrays = {f"combiner_{k}": np.asarray(v) for k, v in self.combiner.state_dict().items()}
+        arrays.update(self.adam.state_dict())
+        runio.write_npz(
+            Path(out_dir) / CHECKPOINT, compress=False, E=self.encoder.E,
+            best_E=st.best_E if st.best_E is not None else np.zeros((0,) + self.encoder.E.shape[1:], self.encoder.E.dtype),
+            meta=np.array(json.dumps(meta)), **arrays,
+        )
+
+    def _resume(self, out_dir) -> "TrainState":
+        path = Path(out_dir) / CHECKPOINT
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                data = {k: z[k] for k in z.files}
+            meta = json.loads(str(data["meta"]))
+        except (OSError, ValueError, KeyError) as exc:
+            raise PmtError(f"{path}: not a readable checkpoint ({exc})") from None
+        mine, theirs = self.cfg.to_dict(), meta["config"]
+        diff = [k for k in mine if k not in ("epochs", "threads", "patience") and mine[k] != theirs.get(k)]
+        if diff:
+            raise PmtError(f"{path}: checkpoint was written with different settings ({', '.join(diff)}); "
+                           f"use another --out or the same options")
+        if data["E"].shape != self.encoder.E.shape:
+            raise PmtError(f"{path}: embedding shape {data['E'].shape} does not match {self.encoder.E.shape}")
+        self.encoder.E[...] = data["E"]
+        self.adam.load_state_dict(data)
+        self.combiner.load_state_dict({k[9:]: v for k, v in data.items() if k.startswith("combiner_")})
+        self.rng.bit_generator.state = meta["rng"]
+        if self.weights is not None and meta.get("weights") is not None:
+            self.weights.records = meta["weights"]
+        return TrainState(
+            epoch=meta["epoch"], step=meta["step"], best_value=meta["best_value"], best_epoch=meta["best_epoch"],
+            best_valid=meta["best_valid"], best_E=data["best_E"] if data["best_E"].size else None, bad=meta["bad"],
+            t_train=meta["t_train"], curve=meta["curve"],
+        )
+
     # -- training ---------------------------------------------------------------------------
-    def fit(self, out_dir=None) -> FitResult:
+    def fit(self, out_dir=None, resume: bool = False) -> FitResult:
         """Train until ``cfg.epochs`` or early stopping; restore the best epoch; test it.
 
-        With ``out_dir``, the resolved config is written first, the per-epoch curve after every
-        epoch, and metrics plus embeddings at the end (all atomically).
+        With ``out_dir``, the resolved config is written first, the per-epoch curve and a
+        checkpoint (every ``cfg.checkpoint_every`` epochs) after each epoch, and metrics plus
+        embeddings at the end (all atomically). ``resume=True`` continues from the checkpoint in
+        ``out_dir``; the result is bit-identical to an uninterrupted run.
         """
         cfg = self.cfg
+        st = TrainState()
+        if resume:
+            if out_dir is None:
+                raise PmtError("--resume needs --out DIR (the run to continue)")
+            if (Path(out_dir) / CHECKPOINT).is_file():
+                st = self._resume(out_dir)
+                self.reporter.message(f"resuming {out_dir} after epoch {st.epoch}")
         if out_dir is not None:
             runio.write_json(Path(out_dir) / "config.json", cfg.to_dict())
         if cfg.threads is not None:
@@ -120,34 +193,32 @@ class Trainer:
             raise ValueError(f"data set {sp.dataset.name!r} has no training interactions")
         ws = StepWorkspace(self.tasks, cfg.batch_size, E.shape[0], cfg.dim, E.dtype)
         ratings = sp.train_ratings
-        best = None  # (value, epoch, E copy, valid metrics)
-        bad = 0
-        curve: list[dict] = []
-        step = 0
-        stopped_early = False
-        t_train = 0.0
-        for epoch in range(1, cfg.epochs + 1):
+        stopped_early = st.bad >= cfg.patience
+        for epoch in range(st.epoch + 1, cfg.epochs + 1):
+            if stopped_early:
+                break
             batches = epoch_batches(n_train, cfg.batch_size, cfg.seed, epoch)
             self.reporter.epoch_start(epoch, len(batches))
             loss_sum = np.zeros(len(self.tasks))
             pair_sum = np.zeros(len(self.tasks))
             t0 = time.perf_counter()
             for bidx in batches:
-                step += 1
+                st.step += 1
                 batch = Batch(sp.train_users[bidx], sp.train_items[bidx], None if ratings is None else ratings[bidx])
-                ctx = StepContext(epoch=epoch, step=step, rng=self.rng, n_users=sp.n_users)
+                ctx = StepContext(epoch=epoch, step=st.step, rng=self.rng, n_users=sp.n_users)
                 losses, pairs = train_step(E, self.tasks, batch, self.combiner, self.adam, ctx, cfg.seed, ws)
                 if self.weights is not None:
                     self.weights.observe(ctx.rows, self.combiner.last_weights)
                 loss_sum += losses * pairs
                 pair_sum += pairs
-                self.reporter.step_done(epoch, step, losses)
+                self.reporter.step_done(epoch, st.step, losses)
             t_epoch = time.perf_counter() - t0
+            st.epoch = epoch
+            st.t_train += t_epoch
             if self.weights is not None:
                 self.weights.end_epoch(epoch)
                 if out_dir is not None:
                     runio.write_csv(Path(out_dir) / "weights.csv", self.weights.records)
-            t_train += t_epoch
             rec = {"epoch": epoch, "train_seconds": round(t_epoch, 4)}
             for t, task in enumerate(self.tasks):
                 rec[f"loss_{task.name}"] = float(loss_sum[t] / pair_sum[t]) if pair_sum[t] else float("nan")
@@ -157,36 +228,38 @@ class Trainer:
                 rec["eval_seconds"] = round(time.perf_counter() - t1, 4)
                 for k in ("recall@20", "ndcg@20", cfg.monitor):
                     rec[f"valid_{k}"] = val[k]
-                value = val[cfg.monitor]
-                if best is None or value > best[0]:
-                    best = (value, epoch, E.copy(), val)
-                    bad = 0
+                if st.best_E is None or val[cfg.monitor] > st.best_value:
+                    st.best_value, st.best_epoch, st.best_valid, st.best_E = val[cfg.monitor], epoch, val, E.copy()
+                    st.bad = 0
                 else:
-                    bad += 1
-                rec["best_epoch"] = best[1]
-            curve.append(rec)
+                    st.bad += 1
+                rec["best_epoch"] = st.best_epoch
+            st.curve.append(rec)
             self.reporter.epoch_end(rec)
+            stopped_early = st.best_E is not None and st.bad >= cfg.patience
             if out_dir is not None:
-                runio.write_csv(Path(out_dir) / "curve.csv", curve)
-            if best is not None and bad >= cfg.patience:
-                stopped_early = True
+                runio.write_csv(Path(out_dir) / "curve.csv", st.curve)
+                if cfg.checkpoint_every and (epoch % cfg.checkpoint_every == 0 or stopped_early):
+                    self._checkpoint(out_dir, st)
+            if stopped_early:
                 self.reporter.message(
                     f"early stop at epoch {epoch}: no {cfg.monitor} improvement in {cfg.patience} validations; "
-                    f"best epoch {best[1]}"
+                    f"best epoch {st.best_epoch}"
                 )
-                break
-        E[...] = best[2]
+        if st.best_E is None:
+            raise PmtError("no validation ran: nothing to restore (check --epochs and --eval-every)")
+        E[...] = st.best_E
         test = self.evaluate("test")
         result = FitResult(
             config=cfg.to_dict(),
-            best_epoch=best[1],
-            best_valid=best[3],
+            best_epoch=st.best_epoch,
+            best_valid=st.best_valid,
             test=test,
-            curve=curve,
+            curve=st.curve,
             user_emb=self.encoder.user_emb.copy(),
             item_emb=self.encoder.item_emb.copy(),
             stopped_early=stopped_early,
-            train_seconds=t_train,
+            train_seconds=st.t_train,
         )
         if out_dir is not None:
             runio.save_result(out_dir, result, sp.dataset)

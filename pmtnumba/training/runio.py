@@ -49,9 +49,9 @@ def write_csv(path, rows: list[dict]) -> None:
     _atomic_write_bytes(Path(path), buf.getvalue().encode())
 
 
-def write_npz(path, **arrays) -> None:
+def write_npz(path, compress: bool = True, **arrays) -> None:
     buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
+    (np.savez_compressed if compress else np.savez)(buf, **arrays)
     _atomic_write_bytes(Path(path), buf.getvalue())
 
 
