@@ -11,18 +11,37 @@ import numpy as np
 from numba import njit
 
 
-def csr_from_pairs(rows, cols, n_rows: int):
-    """Build a sorted, de-duplicated CSR from (row, col) pairs."""
-    rows = np.asarray(rows, dtype=np.int64)
-    cols = np.asarray(cols, dtype=np.int64)
-    if rows.size:
-        width = int(cols.max()) + 1
-        key = np.unique(rows * width + cols)
-        rows, cols = key // width, key % width
-    counts = np.bincount(rows, minlength=n_rows) if rows.size else np.zeros(n_rows, np.int64)
-    indptr = np.zeros(n_rows + 1, np.int64)
-    np.cumsum(counts, out=indptr[1:])
-    return indptr, cols.astype(np.int32)
+def csr_from_pairs(users, items, n_users: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-user item sets as a CSR ``(indptr int64 [n_users+1], indices int32 [nnz])``.
+
+    Pairs ``(users[t], items[t])`` are grouped by user; within a user the items are sorted
+    ascending and duplicates collapse to one. Users without pairs get empty rows.
+
+    Raises ``ValueError`` for a user id outside ``[0, n_users)`` or a negative item id.
+    """
+    users = np.asarray(users, dtype=np.int64).ravel()
+    items = np.asarray(items, dtype=np.int64).ravel()
+    n_users = int(n_users)
+    if users.shape != items.shape:
+        raise ValueError("users and items must have the same length")
+    if users.size:
+        if users.min() < 0 or users.max() >= n_users:
+            raise ValueError(f"a user id is outside [0, {n_users})")
+        if items.min() < 0:
+            raise ValueError("negative item id")
+        if items.max() > np.iinfo(np.int32).max:
+            raise ValueError("item id does not fit int32")
+    order = np.lexsort((items, users))  # by user, then item
+    u = users[order]
+    it = items[order]
+    if u.size:
+        keep = np.ones(u.size, np.bool_)
+        keep[1:] = (u[1:] != u[:-1]) | (it[1:] != it[:-1])
+        u = u[keep]
+        it = it[keep]
+    indptr = np.zeros(n_users + 1, np.int64)
+    np.cumsum(np.bincount(u, minlength=n_users), out=indptr[1:])
+    return indptr, it.astype(np.int32)
 
 
 def symmetric_pairs(pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

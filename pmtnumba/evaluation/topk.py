@@ -47,6 +47,8 @@ from numba import njit, prange
 __all__ = [
     "topk_from_scores",
     "topk_rows",
+    "topk_tile_update",
+    "topk_tile_finish",
     "csr_union",
     "empty_csr",
     "check_csr",
@@ -258,20 +260,24 @@ def _scan(row, lo, hi_end, col0, hs, hi, size):
         return size
     # steady phase: an item enters only if it beats the root (ties lose, see module doc)
     thr = hs[0]
-    while j + _BLOCK <= hi_end:
-        m = thr  # start from the root (same dtype as row); NaNs never raise m
-        for t in range(_BLOCK):
-            v = row[j + t]
-            m = v if v > m else m
-        if m > thr:
+    nblk = (hi_end - j) // _BLOCK
+    if nblk > 0:
+        # the blocks as a 2-D [nblk, 16] view: in this form LLVM vectorises the block maxima
+        blocks = row[j : j + nblk * _BLOCK].reshape(nblk, _BLOCK)
+        for q in range(nblk):
+            m = thr  # start from the root (same dtype as row); NaNs never raise m
             for t in range(_BLOCK):
-                s = row[j + t]
-                if s > thr:
-                    hs[0] = s
-                    hi[0] = col0 + j + t
-                    _sift_down(hs, hi, k, 0)
-                    thr = hs[0]
-        j += _BLOCK
+                v = blocks[q, t]
+                m = v if v > m else m
+            if m > thr:
+                for t in range(_BLOCK):
+                    s = blocks[q, t]
+                    if s > thr:
+                        hs[0] = s
+                        hi[0] = col0 + j + q * _BLOCK + t
+                        _sift_down(hs, hi, k, 0)
+                        thr = hs[0]
+        j += nblk * _BLOCK
     while j < hi_end:
         s = row[j]
         if s > thr:
@@ -368,8 +374,10 @@ def topk_tile_update(scores, col0, rows, ex_indptr, ex_indices, sizes, out_items
     ``scores[b, j]`` is the score of item ``col0 + j`` for user ``rows[b]``. The heaps live in
     ``out_items[b]`` / ``out_scores[b]`` with fills ``sizes[b]`` (start at 0). Tiles must be fed
     in increasing ``col0`` order (the tie rule relies on items arriving by increasing id); call
-    :func:`topk_tile_finish` after the last one. Used by the chunked evaluation, which runs one
-    such serial kernel per worker thread while BLAS fills the next tile.
+    :func:`topk_tile_finish` after the last one. Used by the tiled evaluation strategy
+    (:mod:`pmtnumba.evaluation.ranking`): each worker thread alternates a single-threaded BLAS
+    GEMM of a tile with this serial kernel on it, while other workers do the same on other
+    blocks of users.
     """
     for b in range(scores.shape[0]):
         u = rows[b]
