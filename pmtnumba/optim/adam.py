@@ -13,6 +13,15 @@ Sparse mode updates only the rows R a step touched (their moments decay only whe
 ``t`` is the global step count). Dense mode updates every row every step as PyTorch's Adam does
 on a dense embedding gradient: untouched rows see ``g = wd * e`` and their moments keep decaying.
 The update of each row is independent, so both kernels are parallel over rows and race-free.
+
+Memory layout. A sparse step reads and writes rows scattered over the table, so its cost is mostly
+waiting for memory. Two things hide it: the moments of a row are kept together, ``m`` then ``v``
+in one row of ``MV [N, 2d]`` (``M`` and ``V`` are views of its two halves), so a row's update
+touches two places in memory instead of three; and the kernel prefetches the rows a few
+iterations ahead. Measured on a 72k x 32 float32 table, 5,000 distinct rows per step, one thread:
+0.50 ms with separate E/M/V and no prefetch, 0.16 ms with prefetch, 0.13 ms with prefetch and
+interleaved moments (putting ``E`` in the same block too would reach 0.11 ms, but ``E`` belongs to
+the encoder and is used everywhere as a plain [N, d] array).
 """
 
 from __future__ import annotations
@@ -23,35 +32,45 @@ import numpy as np
 from numba import njit, prange
 from numba.extending import register_jitable
 
+from ..tasks.rowgrad import PREFETCH_AHEAD, prefetch_row
+
 
 @register_jitable
-def _adam_row(E, M, V, r, g, gk, lr_t, b1, b2, eps, bc2_sqrt, wd):
-    """Update row ``r`` of E/M/V with gradient row ``g[gk]`` (or zero when gk < 0)."""
+def _adam_row(E, MV, r, g, gk, lr_t, b1, b2, eps, bc2_sqrt, wd):
+    """Update row ``r`` of E and of the moments ``MV[r] = [m | v]`` with gradient row ``g[gk]``
+    (or zero when gk < 0)."""
     d = E.shape[1]
     for c in range(d):
         e = np.float64(E[r, c])
         gc = wd * e
         if gk >= 0:
             gc += np.float64(g[gk, c])
-        m = b1 * np.float64(M[r, c]) + (1.0 - b1) * gc
-        v = b2 * np.float64(V[r, c]) + (1.0 - b2) * gc * gc
-        M[r, c] = m
-        V[r, c] = v
+        m = b1 * np.float64(MV[r, c]) + (1.0 - b1) * gc
+        v = b2 * np.float64(MV[r, d + c]) + (1.0 - b2) * gc * gc
+        MV[r, c] = m
+        MV[r, d + c] = v
         E[r, c] = e - lr_t * m / (math.sqrt(v) / bc2_sqrt + eps)
 
 
 @njit(parallel=True, cache=True)
-def adam_sparse_kernel(E, M, V, rows, g, lr_t, b1, b2, eps, bc2_sqrt, wd):
-    """Lazy Adam on the rows ``rows`` (distinct) with gradients ``g[k]`` for ``rows[k]``."""
-    for k in prange(rows.shape[0]):
-        _adam_row(E, M, V, rows[k], g, k, lr_t, b1, b2, eps, bc2_sqrt, wd)
+def adam_sparse_kernel(E, MV, rows, g, lr_t, b1, b2, eps, bc2_sqrt, wd):
+    """Lazy Adam on the rows ``rows`` (distinct) with gradients ``g[k]`` for ``rows[k]``.
+
+    The rows are scattered over the table, so the ones a few iterations ahead are prefetched.
+    """
+    n = rows.shape[0]
+    for k in prange(n):
+        if k + PREFETCH_AHEAD < n:
+            prefetch_row(E, rows[k + PREFETCH_AHEAD])
+            prefetch_row(MV, rows[k + PREFETCH_AHEAD])
+        _adam_row(E, MV, rows[k], g, k, lr_t, b1, b2, eps, bc2_sqrt, wd)
 
 
 @njit(parallel=True, cache=True)
-def adam_dense_kernel(E, M, V, local, g, lr_t, b1, b2, eps, bc2_sqrt, wd):
+def adam_dense_kernel(E, MV, local, g, lr_t, b1, b2, eps, bc2_sqrt, wd):
     """Adam on every row; ``local[r]`` is the row's index in ``g`` or -1 (zero gradient)."""
     for r in prange(E.shape[0]):
-        _adam_row(E, M, V, r, g, local[r], lr_t, b1, b2, eps, bc2_sqrt, wd)
+        _adam_row(E, MV, r, g, local[r], lr_t, b1, b2, eps, bc2_sqrt, wd)
 
 
 class Adam:
@@ -70,8 +89,10 @@ class Adam:
         if weight_decay < 0:
             raise ValueError(f"weight decay must be >= 0, got {weight_decay}")
         self.E = E
-        self.M = np.zeros_like(E)
-        self.V = np.zeros_like(E)
+        d = E.shape[1]
+        self.MV = np.zeros((E.shape[0], 2 * d), E.dtype)  # row r: [m_r | v_r]
+        self.M = self.MV[:, :d]  # [N, d] views of the two moments
+        self.V = self.MV[:, d:]
         self.lr = float(lr)
         self.b1, self.b2 = float(betas[0]), float(betas[1])
         self.eps = float(eps)
@@ -88,11 +109,11 @@ class Adam:
         g = np.ascontiguousarray(g)
         rows = np.ascontiguousarray(rows, dtype=np.int64)
         if self.mode == "sparse":
-            adam_sparse_kernel(self.E, self.M, self.V, rows, g, lr_t, self.b1, self.b2, self.eps, bc2_sqrt, self.wd)
+            adam_sparse_kernel(self.E, self.MV, rows, g, lr_t, self.b1, self.b2, self.eps, bc2_sqrt, self.wd)
         else:
             local = np.full(self.E.shape[0], -1, np.int64)
             local[rows] = np.arange(rows.shape[0])
-            adam_dense_kernel(self.E, self.M, self.V, local, g, lr_t, self.b1, self.b2, self.eps, bc2_sqrt, self.wd)
+            adam_dense_kernel(self.E, self.MV, local, g, lr_t, self.b1, self.b2, self.eps, bc2_sqrt, self.wd)
 
     def state_dict(self) -> dict:
         return {"adam_m": self.M, "adam_v": self.V, "adam_t": np.int64(self.t)}

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .rowgrad import reduce_slots
+from .rowgrad import PREFETCH_AHEAD, prefetch_row, reduce_slots
 from .scalar import d_neg_log_sigmoid, neg_log_sigmoid
 
 
@@ -37,10 +37,17 @@ def triplet_slots(E, a, b, c, scale, out_rows, out_grads, out_loss):
     out_rows : int64 [3n]              written: slot rows (a, b, c per triplet)
     out_grads : float [3n, d]          written: slot gradients
     out_loss : float64 [n]             written: each triplet's (unscaled) loss
+
+    The three rows of the triplet a few iterations ahead are prefetched (random rows of a large
+    table mostly miss the cache).
     """
     n = a.shape[0]
     d = E.shape[1]
     for s in prange(n):
+        if s + PREFETCH_AHEAD < n:
+            prefetch_row(E, a[s + PREFETCH_AHEAD])
+            prefetch_row(E, b[s + PREFETCH_AHEAD])
+            prefetch_row(E, c[s + PREFETCH_AHEAD])
         ra = a[s]
         rb = b[s]
         rc = c[s]
