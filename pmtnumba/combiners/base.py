@@ -66,9 +66,15 @@ class Combiner:
 
 
 class EW(Combiner):
-    """Equal weighting: ``g = sum_t G[t]`` (weights 1, not 1/T; LibMTL's EW)."""
+    """Equal weighting: ``g = sum_t G[t]`` (weights 1, not 1/T; LibMTL's EW).
+
+    With one task the sum is ``G[0]`` itself, returned as a view without a copy (the same bits:
+    the row sums of a training step never hold a -0.0 that ``G.sum(0)`` would turn into +0.0).
+    """
 
     name = "ew"
 
     def combine(self, G: np.ndarray, ctx: StepContext) -> np.ndarray:
+        if G.shape[0] == 1:
+            return G[0]
         return G.sum(axis=0)

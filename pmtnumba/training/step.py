@@ -47,13 +47,16 @@ class StepWorkspace:
 
 
 @njit(cache=True)
-def all_finite(x):
-    """Whether every entry of the 2-D array ``x`` is finite (one vectorised pass, no temporaries)."""
-    bad = False
-    for i in range(x.shape[0]):
-        for j in range(x.shape[1]):
-            bad |= not (abs(x[i, j]) < np.inf)  # False for NaN and +-inf
-    return not bad
+def _all_finite(flat):
+    ok = True
+    for i in range(flat.shape[0]):
+        ok &= flat[i] - flat[i] == 0  # NaN for NaN and +-inf; one vectorised pass
+    return ok
+
+
+def all_finite(x) -> bool:
+    """Whether every entry of ``x`` is finite (no temporaries when ``x`` is contiguous)."""
+    return bool(_all_finite(np.ravel(x)))
 
 
 def multitask_gradients(E, tasks: list[Task], batch: Batch, seed: int, epoch: int, step: int,
