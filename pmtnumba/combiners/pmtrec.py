@@ -57,7 +57,7 @@ VARIANTS = ("pmtrec", "pmtrec-nofocus", "pmtrec-nobalance")
 ROW_BLOCK = 64  # rows per parallel work item
 
 
-@register_jitable
+@register_jitable(inline="always")
 def _sum_squares(g):
     """``sum_k g[k]^2`` in float64, adding the columns in order (the order that defines the result)."""
     ss = 0.0
@@ -67,7 +67,7 @@ def _sum_squares(g):
     return ss
 
 
-@register_jitable
+@register_jitable(inline="always")
 def _sum_squares4(g0, g1, g2, g3):
     """:func:`_sum_squares` of four rows at once: the same additions in the same order, but four
     independent chains the CPU can overlap (one chain waits on each addition)."""
@@ -81,7 +81,7 @@ def _sum_squares4(g0, g1, g2, g3):
     return s0, s1, s2, s3
 
 
-@register_jitable
+@register_jitable(inline="always")
 def _norm_rescaled(g):
     """||g|| for a row whose float64 sum of squares is 0 or under/overflowed: 0 for an all-zero
     row, otherwise the sum of squares of ``g / max|g|``, scaled back."""
@@ -97,7 +97,7 @@ def _norm_rescaled(g):
     return mx * np.sqrt(ss)
 
 
-@register_jitable
+@register_jitable(inline="always")
 def _logit(g, main, focus, tau, drop_absent):
     """The softmax input of one task on one row, the careful way: the norm of its gradient ``g``
     (times ``focus`` for the main task) over ``tau``; 0 for an absent task (zero gradient), or
@@ -116,7 +116,7 @@ def _logit(g, main, focus, tau, drop_absent):
     return n / tau
 
 
-@register_jitable
+@register_jitable(inline="always")
 def _block_logits(G, r0, m, focus, tau, drop_absent, Z):
     """The logits of rows ``r0 .. r0+m-1`` into ``Z[t, j]`` (the same values as :func:`_logit`).
 
@@ -150,7 +150,7 @@ def _block_logits(G, r0, m, focus, tau, drop_absent, Z):
                 Z[t, j] = _logit(G[t, r0 + j], t == 0, focus, tau, drop_absent)
 
 
-@register_jitable
+@register_jitable(inline="always")
 def _softmax_inplace(w):
     """Softmax of the logits ``w`` [T] in place, with max-subtraction and the limits of SPEC 4."""
     T = w.shape[0]

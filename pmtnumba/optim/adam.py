@@ -35,7 +35,7 @@ from numba.extending import register_jitable
 from ..tasks.rowgrad import PREFETCH_AHEAD, prefetch_row
 
 
-@register_jitable
+@register_jitable(inline="always")
 def _adam_row(E, MV, r, g, gk, lr_t, b1, b2, eps, bc2_sqrt, wd):
     """Update row ``r`` of E and of the moments ``MV[r] = [m | v]`` with gradient row ``g[gk]``
     (or zero when gk < 0). Works on 1-D views of the row: indexing the 2-D arrays directly (with

@@ -55,7 +55,7 @@ def _prefetch(typingctx, arr, i, j):
     return types.void(arr, i, j), codegen
 
 
-@register_jitable
+@register_jitable(inline="always")
 def prefetch_row(A, r):
     """Hint the CPU to start loading row ``r`` of the 2-D array ``A`` (each 64-byte line of it)."""
     step = max(1, 64 // A.itemsize)
@@ -63,7 +63,7 @@ def prefetch_row(A, r):
         _prefetch(A, r, c)
 
 
-@register_jitable
+@register_jitable(inline="always")
 def _popcount(x):
     """Number of set bits of a uint64 (the classic SWAR count; LLVM emits ``popcnt``)."""
     x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
