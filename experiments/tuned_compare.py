@@ -91,7 +91,7 @@ def main():
     write_csv(out / "summary.csv", summary)
     cap = (f"{a.dataset}: test metrics at the best validation epoch, mean ± std over seeds {a.seeds}; lr {a.lr}, "
            f"wd per method from {a.wd_grid} on seed {a.tune_seed} validation {a.monitor} "
-           f"({', '.join(f'{m} {chosen[m]['wd']:g}' for m in methods)}); pmtrec {json.dumps(pm)}")
+           "(" + ", ".join(f"{m} {chosen[m]['wd']:g}" for m in methods) + f"); pmtrec {json.dumps(pm)}")
     (out / "summary.md").write_text(format_markdown(summary, cap))
     print(format_table(summary))
 
