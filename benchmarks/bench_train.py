@@ -33,12 +33,18 @@ Numba, ``torch.set_num_threads`` and implicit's ``num_threads`` all get the thre
     python benchmarks/bench_train.py                      # both data sets, 1 then 2 threads, 3 repeats
     python benchmarks/bench_train.py --quick              # a quarter-size synthetic set, 2 repeats
     python benchmarks/bench_train.py --datasets synthetic --threads 1 --repeats 5
+    python benchmarks/bench_train.py --profile            # where a pmtnumba epoch spends its time
+
+``--profile`` runs no yardsticks: it profiles ``--repeats`` epochs of each pmtnumba contender with
+cProfile and prints, per function (each Numba kernel is one), milliseconds per step.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import os
+import pstats
 import platform
 import statistics
 import sys
@@ -346,6 +352,31 @@ def ratio_lines(med, comb) -> str:
     return "\n".join(out)
 
 
+def profile_dataset(name, sp, threads, repeats):
+    """Per-function time of pmtnumba epochs (cProfile; each Numba kernel call is one entry)."""
+    n_steps = len(epoch_batches(sp.train_users.size, BATCH, 0, 1))
+    for nt in threads:
+        numba.set_num_threads(nt)
+        for label, tasks, method in (("pmt-bpr", ["bpr"], "ew"), ("pmt-ew", TASKS3, "ew"),
+                                     ("pmt-pmtrec", TASKS3, "pmtrec")):
+            c = PmtContender(sp, tasks, method)
+            c.epoch(1)  # warm-up
+            prof = cProfile.Profile()
+            prof.enable()
+            for e in range(repeats):
+                c.epoch(2 + e)
+            prof.disable()
+            st = pstats.Stats(prof).stats
+            total = sum(v[2] for v in st.values())
+            rows = sorted(((v[2], f"{Path(k[0]).name}:{k[2]}", v[1]) for k, v in st.items()), reverse=True)[:12]
+            print(f"\n## profile {name} {label} | {nt} thread(s) | {1e3 * total / repeats / n_steps:.2f} ms/step "
+                  f"(profiled; cProfile adds ~1 us per Python call)")
+            print(f"{'function':46s} {'ms/step':>8s} {'share':>6s} {'calls/step':>10s}")
+            for tt, fn, calls in rows:
+                print(f"{fn:46s} {1e3 * tt / repeats / n_steps:8.3f} {100 * tt / total:5.1f}% "
+                      f"{calls / repeats / n_steps:10.1f}")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--datasets", default="videogame,synthetic", help="comma list of 'videogame', 'synthetic'")
@@ -353,6 +384,7 @@ def main():
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--contenders", default=None, help="comma list (default: all available)")
     p.add_argument("--quick", action="store_true", help="a quarter-size synthetic set and 2 repeats")
+    p.add_argument("--profile", action="store_true", help="profile the pmtnumba epochs instead (no yardsticks)")
     a = p.parse_args()
     t_start = time.perf_counter()
     threads = [int(t) for t in a.threads.split(",") if int(t) <= numba.config.NUMBA_NUM_THREADS]
@@ -363,14 +395,18 @@ def main():
           f"torch {torch.__version__ if torch else 'missing'} | "
           f"implicit {'ok' if BayesianPersonalizedRanking else 'missing'} | "
           f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')} | load avg {_load()}")
-    print(f"# d {DIM}, batch {BATCH}, lr {LR}, wd {WD}; medians of {repeats} alternated epochs after a warm-up")
+    print(f"# d {DIM}, batch {BATCH}, lr {LR}, wd {WD}; " + (f"{repeats} profiled epochs after a warm-up" if a.profile
+          else f"medians of {repeats} alternated epochs after a warm-up"))
     for name in a.datasets.split(","):
         if name == "synthetic":
             s = 4 if a.quick else 1
             ds = synthetic_dataset(55_223 // s, 17_408 // s, 499_000 // s, 17_000 // s, 800_000 // s)
         else:
             ds = load_dataset(name)
-        bench_dataset(name, make_split(ds, seed=0), threads, repeats, only)
+        if a.profile:
+            profile_dataset(name, make_split(ds, seed=0), threads, repeats)
+        else:
+            bench_dataset(name, make_split(ds, seed=0), threads, repeats, only)
     print(f"\n# total {time.perf_counter() - t_start:.0f} s | load avg {_load()}")
 
 

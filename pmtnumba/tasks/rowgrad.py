@@ -30,46 +30,58 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.core import cgutils
 from numba.cpython.unsafe.numbers import trailing_zeros
-from numba.extending import intrinsic, register_jitable
+from numba.extending import intrinsic, overload
 
 PREFETCH_AHEAD = 8  # iterations ahead a kernel prefetches the rows it will touch (measured: 4-16 all similar)
 
 
+def _prefetch_codegen(context, builder, sig, args):
+    """``llvm.prefetch`` (read, keep in all cache levels) of the address of ``args[0][args[1:]]``."""
+    aty = sig.args[0]
+    ary = context.make_array(aty)(context, builder, args[0])
+    inds = [context.cast(builder, v, t, types.intp) for v, t in zip(args[1:], sig.args[1:])]
+    ptr = cgutils.get_item_pointer(context, builder, aty, ary, inds, wraparound=False)
+    i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+    fn = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0i8")
+    builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+    return context.get_dummy_value()
+
+
 @intrinsic
 def _prefetch(typingctx, arr, i, j):
-    """``llvm.prefetch`` of the address of ``arr[i, j]`` (read, keep in all cache levels)."""
-    if not (isinstance(arr, types.Array) and arr.ndim == 2):
-        return None
-
-    def codegen(context, builder, sig, args):
-        aty = sig.args[0]
-        ary = context.make_array(aty)(context, builder, args[0])
-        inds = [context.cast(builder, v, t, types.intp) for v, t in zip(args[1:], sig.args[1:])]
-        ptr = cgutils.get_item_pointer(context, builder, aty, ary, inds, wraparound=False)
-        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
-        fn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0i8")
-        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
-        return context.get_dummy_value()
-
-    return types.void(arr, i, j), codegen
+    """Prefetch hint for the address of ``arr[i, j]`` (a 2-D array)."""
+    if isinstance(arr, types.Array) and arr.ndim == 2:
+        return types.void(arr, i, j), _prefetch_codegen
+    return None
 
 
-@register_jitable(inline="always")
 def prefetch_row(A, r):
-    """Hint the CPU to start loading row ``r`` of the 2-D array ``A`` (each 64-byte line of it)."""
-    step = max(1, 64 // A.itemsize)
-    for c in range(0, A.shape[1], step):
-        _prefetch(A, r, c)
+    """Hint the CPU to start loading row ``r`` of the 2-D array ``A`` (each 64-byte line of it).
+
+    In compiled code this is a few ``prefetch`` instructions; called from plain Python (or with
+    ``NUMBA_DISABLE_JIT=1``) it does nothing."""
 
 
-@register_jitable(inline="always")
-def _popcount(x):
-    """Number of set bits of a uint64 (the classic SWAR count; LLVM emits ``popcnt``)."""
-    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
-    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
-    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
-    return np.int64((x * np.uint64(0x0101010101010101)) >> np.uint64(56))
+@overload(prefetch_row, inline="always")
+def _prefetch_row_jit(A, r):
+    def impl(A, r):
+        step = max(1, 64 // A.itemsize)
+        for c in range(0, A.shape[1], step):
+            _prefetch(A, r, c)
+
+    return impl
+
+
+def lowest_bit(x):
+    """Index of the lowest set bit of a nonzero uint64 (``ctz``; the plain-Python version)."""
+    x = int(x)
+    return (x & -x).bit_length() - 1
+
+
+@overload(lowest_bit, inline="always")
+def _lowest_bit_jit(x):
+    return lambda x: np.int64(trailing_zeros(x))
 
 
 @njit(cache=True)
@@ -93,21 +105,21 @@ def index_rows(slot_rows, mark):
     """
     S = slot_rows.shape[0]
     one = np.uint64(1)
-    # 1) one bit per touched row; reading the words in order lists the rows ascending
+    # 1) one bit per touched row (n counts the rows); reading the words in order lists them ascending
     bits = np.zeros((mark.shape[0] + 63) >> 6, np.uint64)
+    n = 0
     for s in range(S):
         r = slot_rows[s]
         if r >= 0:
-            bits[r >> 6] |= one << np.uint64(r & 63)
-    n = 0
-    for w in range(bits.shape[0]):
-        n += _popcount(bits[w])
+            bit = one << np.uint64(r & 63)
+            n += (bits[r >> 6] & bit) == 0
+            bits[r >> 6] |= bit
     rows = np.empty(n, np.int64)
     k = 0
     for w in range(bits.shape[0]):
         x = bits[w]
         while x:
-            r = (w << 6) + np.int64(trailing_zeros(x))
+            r = (w << 6) + lowest_bit(x)
             rows[k] = r
             mark[r] = k  # the row's position in R
             k += 1

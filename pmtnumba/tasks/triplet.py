@@ -18,11 +18,23 @@ non-friend); ``category``, ``coview`` and ``cobuy`` use (i, linked item, unlinke
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit, prange
+from numba.extending import register_jitable
 
 from .rowgrad import PREFETCH_AHEAD, prefetch_row, reduce_slots
-from .scalar import d_neg_log_sigmoid, neg_log_sigmoid
+
+
+@register_jitable
+def loss_and_delta(x):
+    """``(neg_log_sigmoid(x), d_neg_log_sigmoid(x))`` of :mod:`pmtnumba.tasks.scalar` with the
+    same arithmetic, bit for bit, but one ``exp`` instead of two: both use ``z = exp(-|x|)``."""
+    z = math.exp(-abs(x))
+    loss = -x + math.log1p(z) if -x > 0.0 else math.log1p(z)
+    delta = -(1.0 / (1.0 + z)) if -x >= 0.0 else -(z / (1.0 + z))
+    return loss, delta
 
 
 @njit(parallel=True, cache=True)
@@ -48,23 +60,22 @@ def triplet_slots(E, a, b, c, scale, out_rows, out_grads, out_loss):
             prefetch_row(E, a[s + PREFETCH_AHEAD])
             prefetch_row(E, b[s + PREFETCH_AHEAD])
             prefetch_row(E, c[s + PREFETCH_AHEAD])
-        ra = a[s]
-        rb = b[s]
-        rc = c[s]
+        ea, eb, ec = E[a[s]], E[b[s]], E[c[s]]  # 1-D row views: the loops below vectorise
         x = 0.0
         for k in range(d):
-            x += np.float64(E[ra, k]) * (np.float64(E[rb, k]) - np.float64(E[rc, k]))
-        out_loss[s] = neg_log_sigmoid(x)
-        delta = d_neg_log_sigmoid(x) * scale
+            x += np.float64(ea[k]) * (np.float64(eb[k]) - np.float64(ec[k]))
+        loss, delta = loss_and_delta(x)
+        out_loss[s] = loss
+        delta = delta * scale
         o = 3 * s
-        out_rows[o] = ra
-        out_rows[o + 1] = rb
-        out_rows[o + 2] = rc
+        out_rows[o] = a[s]
+        out_rows[o + 1] = b[s]
+        out_rows[o + 2] = c[s]
+        ga, gb, gc = out_grads[o], out_grads[o + 1], out_grads[o + 2]
         for k in range(d):
-            ea = np.float64(E[ra, k])
-            out_grads[o, k] = delta * (np.float64(E[rb, k]) - np.float64(E[rc, k]))
-            out_grads[o + 1, k] = delta * ea
-            out_grads[o + 2, k] = -delta * ea
+            ga[k] = delta * (np.float64(eb[k]) - np.float64(ec[k]))
+            gb[k] = delta * np.float64(ea[k])
+            gc[k] = -delta * np.float64(ea[k])
 
 
 def triplet_loss_grad(E, a, b, c):

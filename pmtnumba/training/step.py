@@ -85,13 +85,14 @@ def train_step(E, tasks, batch, combiner: Combiner, adam: Adam, ctx: StepContext
                ws: StepWorkspace):
     """One full step; returns the per-task mean losses and pair counts."""
     rows, G, losses, pairs = multitask_gradients(E, tasks, batch, seed, ctx.epoch, ctx.step, ws)
-    for t, task in enumerate(tasks):
-        if not np.isfinite(losses[t]) or not all_finite(G[t]):
-            what = "loss" if not np.isfinite(losses[t]) else "gradient"
-            raise TrainingDiverged(
-                f"training diverged: task {task.name!r} has a non-finite {what} at epoch {ctx.epoch}, "
-                f"step {ctx.step}; try a smaller --lr"
-            )
+    if not (np.isfinite(losses).all() and all_finite(G)):  # one pass; then find the task at fault
+        for t, task in enumerate(tasks):
+            if not np.isfinite(losses[t]) or not all_finite(G[t]):
+                what = "loss" if not np.isfinite(losses[t]) else "gradient"
+                raise TrainingDiverged(
+                    f"training diverged: task {task.name!r} has a non-finite {what} at epoch {ctx.epoch}, "
+                    f"step {ctx.step}; try a smaller --lr"
+                )
     ctx.rows = rows
     g = combiner(G, ctx)
     if not all_finite(g):
