@@ -20,4 +20,30 @@ import os as _os
 # OMP_WAIT_POLICY=ACTIVE yourself (before importing pmtnumba) to restore spinning.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+
+def _numba_cache_dir() -> str:
+    """A Numba cache folder keyed by the hash of the package's source.
+
+    Numba invalidates a cached kernel only when the kernel's own file changes, not when a
+    ``register_jitable`` helper it inlines from another file does, so after an update a stale
+    cache could silently run old math. Keying the folder by the whole package's source avoids it.
+    """
+    import hashlib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha1()
+    for f in sorted(root.rglob("*.py")):
+        h.update(str(f.relative_to(root)).encode())
+        h.update(f.read_bytes())
+    base = _os.environ.get("XDG_CACHE_HOME") or _os.path.join(_os.path.expanduser("~"), ".cache")
+    return _os.path.join(base, "pmtnumba", "numba-" + h.hexdigest()[:16])
+
+
+if "NUMBA_CACHE_DIR" not in _os.environ:
+    try:
+        _os.environ["NUMBA_CACHE_DIR"] = _numba_cache_dir()
+    except OSError:  # unreadable source or no home: keep Numba's default (__pycache__)
+        pass
+
 __version__ = "0.1.0"
