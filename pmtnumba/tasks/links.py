@@ -55,8 +55,8 @@ from ..data.link_samplers import (
     sample_link_independent,
     symmetric_link_csr,
 )
-from .base import Batch, Task, TaskContext, TaskOutput
-from .triplet import triplet_slots
+from .base import Batch, TaskContext
+from .triplet import TripletTask
 
 MAX_TRIES = 64
 _SAMPLING = ("anchored", "independent")
@@ -77,24 +77,8 @@ def _check_sampling(ctx: TaskContext):
         raise ValueError(f"aux_sampling must be one of {', '.join(_SAMPLING)}, got {ctx.aux_sampling!r}")
 
 
-class _TripletTask(Task):
-    """Common part: sample (a, b, c) row triplets, then run the shared triplet kernel."""
-
-    def max_slots(self, batch_size: int) -> int:
-        return 3 * batch_size
-
-    def triplets(self, batch: Batch, key):  # pragma: no cover - interface
-        """The step's (anchor, positive, negative) triplets as int64 row ids (skips removed)."""
-        raise NotImplementedError
-
-    def compute(self, E, batch: Batch, key, out_rows, out_grads) -> TaskOutput:
-        a, b, c = self.triplets(batch, key)
-        n = a.shape[0]
-        if n == 0:
-            return TaskOutput(0, 0.0, 0)
-        loss = np.empty(n, np.float64)
-        triplet_slots(E, a, b, c, 1.0 / n, out_rows[: 3 * n], out_grads[: 3 * n], loss)
-        return TaskOutput(3 * n, float(loss.sum() / n), n)
+class _TripletTask(TripletTask):
+    """Link tasks: :class:`~pmtnumba.tasks.triplet.TripletTask` plus the compaction of skipped samples."""
 
     @staticmethod
     def _compact(anchor, pos, neg, offset):

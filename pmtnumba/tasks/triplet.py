@@ -24,6 +24,7 @@ import numpy as np
 from numba import njit, prange
 from numba.extending import register_jitable
 
+from .base import Batch, Task, TaskOutput
 from .rowgrad import PREFETCH_AHEAD, prefetch_row, reduce_slots
 
 
@@ -101,3 +102,24 @@ def triplet_loss_grad(E, a, b, c):
     triplet_slots(E, a, b, c, 1.0 / n, rows, grads, loss)
     urows, g = reduce_slots(rows, grads, n_rows=E.shape[0])
     return float(loss.sum() / n), urows, g
+
+
+class TripletTask(Task):
+    """A task whose loss is the triplet loss: subclasses draw (a, b, c) in ``triplets``; ``compute``
+    runs the shared kernel (BPR, social, category, coview, cobuy)."""
+
+    def max_slots(self, batch_size: int) -> int:
+        return 3 * batch_size
+
+    def triplets(self, batch: Batch, key):  # pragma: no cover - interface
+        """The step's (anchor, positive, negative) triplets as int64 row ids (skips removed)."""
+        raise NotImplementedError
+
+    def compute(self, E, batch: Batch, key, out_rows, out_grads) -> TaskOutput:
+        a, b, c = self.triplets(batch, key)
+        n = a.shape[0]
+        if n == 0:
+            return TaskOutput(0, 0.0, 0)
+        loss = np.empty(n, np.float64)
+        triplet_slots(E, a, b, c, 1.0 / n, out_rows[: 3 * n], out_grads[: 3 * n], loss)
+        return TaskOutput(3 * n, float(loss.sum() / n), n)
