@@ -96,7 +96,7 @@ def _per_method_options(methods, alpha, tau, drop_absent, pairs) -> dict[str, di
 @click.option("--tau", default=None, type=float, help="PMTRec softmax temperature (pmtrec methods; default 1e-4).")
 @click.option("--drop-absent", is_flag=True, help="PMTRec: leave tasks with a zero gradient on a row out of its softmax.")
 @click.option("-o", "--method-opt", "method_opts", multiple=True, metavar="METHOD:KEY=VALUE",
-              help="A combiner hyper-parameter of one method, e.g. -o cagrad:calpha=0.4 -o rlw:per=epoch (repeatable).")
+              help="A hyper-parameter of one method, e.g. -o cagrad:calpha=0.4 -o rlw:per=epoch; lr and wd override the training settings for that method, e.g. -o pmtrec:wd=1e-5 (repeatable).")
 @click.option("--dim", default=32, show_default=True, type=int)
 @click.option("--batch-size", default=2048, show_default=True, type=int)
 @click.option("--lr", default=1e-2, show_default=True, type=float)

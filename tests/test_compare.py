@@ -177,3 +177,16 @@ def test_cli_compare_end_to_end_and_errors(tmp_path):
         lines = r.output.strip().splitlines()
         assert r.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error:"), (args, r.output)
     assert "nosuch" in runner.invoke(main, ["compare", "--dataset", str(csv), "--methods", "nosuch"]).output
+
+
+def test_per_method_wd_override(tmp_path):
+    """-o METHOD:wd=... changes that method's weight decay only (and so its result)."""
+    ds = synthetic_dataset(n_users=60, n_items=40, per_user=8)
+    base = FitConfig(tasks=["bpr", "cobuy"], epochs=2, batch_size=64, threads=1, record_weights=False)
+    cmp.run_compare(ds, ["ew", "pcgrad"], [0], base, out_dir=tmp_path / "a", save_runs=False)
+    cmp.run_compare(ds, ["ew", "pcgrad"], [0], base, method_options={"pcgrad": {"wd": 0.05}},
+                out_dir=tmp_path / "b", save_runs=False)
+    a = {r["method"]: r for r in cmp.read_runs(tmp_path / "a" / "runs.csv")}
+    b = {r["method"]: r for r in cmp.read_runs(tmp_path / "b" / "runs.csv")}
+    assert a["ew"]["recall@20"] == b["ew"]["recall@20"]
+    assert a["pcgrad"]["recall@20"] != b["pcgrad"]["recall@20"] or a["pcgrad"]["ndcg@20"] != b["pcgrad"]["ndcg@20"]

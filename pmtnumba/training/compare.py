@@ -104,6 +104,19 @@ def _versions() -> dict:
             "python": platform.python_version()}
 
 
+#: Per-method options that are training settings, not combiner hyper-parameters: ``-o ew:wd=1e-5``.
+#: Adam's weight decay is added to the combined gradient, whose scale differs by combiner, so a
+#: like-for-like comparison tunes it per method (docs/combiners.md).
+TRAINING_OVERRIDES = ("lr", "wd")
+
+
+def _split_overrides(opts: dict) -> tuple[dict, dict]:
+    """(combiner options, training overrides) of one method's options."""
+    comb = {k: v for k, v in opts.items() if k not in TRAINING_OVERRIDES}
+    train = {k: float(v) for k, v in opts.items() if k in TRAINING_OVERRIDES}
+    return comb, train
+
+
 def _check_methods(methods, method_options) -> list[str]:
     methods = [str(m).strip() for m in methods]
     if not methods:
@@ -119,7 +132,7 @@ def _check_methods(methods, method_options) -> list[str]:
         raise PmtError(f"options given for method(s) not compared: {', '.join(extra)}")
     for m in methods:  # bad options fail now, not after hours of the other methods
         try:
-            make_combiner(m, **method_options.get(m, {}))
+            make_combiner(m, **_split_overrides(method_options.get(m, {}))[0])
         except TypeError as exc:
             raise PmtError(f"method {m!r}: {exc}") from None
     return methods
@@ -389,8 +402,8 @@ def run_compare(dataset, methods: list[str], seeds: list[int], base_config: FitC
             if split is None:  # once per seed, shared by all its methods
                 split = make_split(ds, seed)
                 split_hash = _split_fingerprint(split.labels)
-            cfg = dataclasses.replace(base, method=method, method_options=dict(method_options.get(method, {})),
-                                      seed=seed, tasks=None if base.tasks is None else list(base.tasks),
+            comb_opts, overrides = _split_overrides(method_options.get(method, {}))
+            cfg = dataclasses.replace(base, method=method, method_options=comb_opts, seed=seed, **overrides, tasks=None if base.tasks is None else list(base.tasks),
                                       task_options={k: dict(v) for k, v in base.task_options.items()})
             trainer = Trainer(cfg, split=split)
             if tasks_resolved is None:
