@@ -37,8 +37,10 @@ def main():
 @click.option("--gamma", default=None, type=float, help="DirectAU uniformity weight (align_uniform task; default 1).")
 @click.option("--dim", default=32, show_default=True, type=int)
 @click.option("--batch-size", default=2048, show_default=True, type=int)
-@click.option("--lr", default=1e-2, show_default=True, type=float)
-@click.option("--wd", default=1e-4, show_default=True, type=float, help="Adam weight decay (added to the gradient).")
+@click.option("--lr", default=None, type=float,
+              help="Adam learning rate (default: tuned per shipped data set, else 0.01; see README).")
+@click.option("--wd", default=None, type=float,
+              help="Adam weight decay, added to the gradient (default: tuned per shipped data set, else 1e-4).")
 @click.option("--adam", "adam_mode", default="sparse", show_default=True, type=click.Choice(["sparse", "dense"]))
 @click.option("--epochs", default=300, show_default=True, type=int, help="Maximum epochs.")
 @click.option("--patience", default=10, show_default=True, type=int, help="Validations without improvement before stopping.")
@@ -59,10 +61,19 @@ def main():
 def fit(dataset, tasks, method, alpha, tau, drop_absent, method_opts, gamma, dim, batch_size, lr, wd, adam_mode, epochs, patience, eval_every, monitor,
         seed, threads, aux_sampling, data_dir, out_dir, record_weights, checkpoint_every, resume, quiet):
     """Train embeddings with early stopping and report test metrics of the best epoch."""
+    from pmtnumba.data import SHIPPED
+    from pmtnumba.tasks import default_tasks
     from pmtnumba.training import FitConfig, Trainer
+    from pmtnumba.training.config import recommended_lr_wd
 
+    task_list = None if tasks is None else [t.strip() for t in tasks.split(",") if t.strip()]
+    if lr is None or wd is None:
+        name = dataset if dataset in SHIPPED else ""
+        rec_lr, rec_wd = recommended_lr_wd(name, task_list if task_list is not None else default_tasks(name))
+        lr = rec_lr if lr is None else lr
+        wd = rec_wd if wd is None else wd
     cfg = FitConfig(
-        dataset=dataset, tasks=None if tasks is None else [t.strip() for t in tasks.split(",") if t.strip()],
+        dataset=dataset, tasks=task_list,
         method=method, method_options=method_options(method, alpha, tau, drop_absent, method_opts),
         task_options={} if gamma is None else {"align_uniform": {"gamma": gamma}}, dim=dim, batch_size=batch_size, lr=lr, wd=wd, adam_mode=adam_mode, epochs=epochs,
         patience=patience, eval_every=eval_every, monitor=monitor, seed=seed, threads=threads,
@@ -74,7 +85,7 @@ def fit(dataset, tasks, method, alpha, tau, drop_absent, method_opts, gamma, dim
     reporter.names = [t.name for t in trainer.tasks]
     ds = trainer.split.dataset
     click.echo(f"{ds.name}: {ds.n_users} users, {ds.n_items} items, {trainer.split.train_users.size} train "
-               f"interactions | tasks {','.join(cfg.tasks)} | method {cfg.method}", err=True)
+               f"interactions | tasks {','.join(cfg.tasks)} | method {cfg.method} | lr {cfg.lr:g} wd {cfg.wd:g}", err=True)
     result = trainer.fit(out_dir=out_dir, resume=resume)
     click.echo(f"best epoch {result.best_epoch} ({len(result.curve)} run, {result.train_seconds:.1f}s training)")
     print_metrics(result.test, cfg.ks)

@@ -55,3 +55,22 @@ class FitConfig:
         d = asdict(self)
         d["ks"] = list(self.ks)
         return d
+
+
+#: Learning rate and weight decay that ``pmtnumba fit`` uses when they are not given, per shipped
+#: data set and kind of task set, chosen on seed-0 validation Recall@20 (experiments in
+#: ``results/``, README "Results"). Weight decay matters most: it is added to the combined
+#: gradient, so its best value depends on the task set and the combiner (docs/combiners.md).
+RECOMMENDED = {
+    ("office", "bpr"): (1e-2, 1e-4),
+    ("office", "multi"): (5e-3, 1e-4),
+    ("videogame", "bpr"): (1e-2, 3e-5),
+    ("videogame", "multi"): (1e-2, 1e-5),
+}
+FALLBACK_LR_WD = (1e-2, 1e-4)
+
+
+def recommended_lr_wd(dataset: str, tasks) -> tuple[float, float]:
+    """(lr, wd) for a data set and task list: the tuned pair where measured, else (1e-2, 1e-4)."""
+    kind = "bpr" if list(tasks) == ["bpr"] else "multi"
+    return RECOMMENDED.get((dataset, kind), FALLBACK_LR_WD)
