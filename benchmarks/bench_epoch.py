@@ -16,7 +16,6 @@ import statistics
 import time
 
 import numba
-import numpy as np
 
 from pmtnumba.combiners import StepContext
 from pmtnumba.data import load_dataset
@@ -25,6 +24,18 @@ from pmtnumba.data.split import make_split
 from pmtnumba.tasks import Batch, default_tasks
 from pmtnumba.training import FitConfig, Trainer
 from pmtnumba.training.step import StepWorkspace, train_step
+
+
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo (for the header of every benchmark table)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def run_epoch(tr: Trainer, epoch: int) -> float:
@@ -52,7 +63,7 @@ def main():
     p.add_argument("--no-eval", action="store_true")
     a = p.parse_args()
     threads = [int(t) for t in a.threads.split(",") if int(t) <= numba.config.NUMBA_NUM_THREADS]
-    print(f"# {time.strftime('%Y-%m-%d %H:%M')} | {platform.processor() or platform.machine()} | "
+    print(f"# {time.strftime('%Y-%m-%d %H:%M')} | {cpu_name()} | "
           f"{numba.config.NUMBA_NUM_THREADS} cores visible | numba {numba.__version__} | layer {numba.config.THREADING_LAYER}")
     rows = []
     for name in a.datasets.split(","):

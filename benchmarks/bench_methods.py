@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 import numba
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_epoch import run_epoch  # noqa: E402
+from bench_epoch import cpu_name, run_epoch  # noqa: E402
 
 from pmtnumba.combiners import COMBINERS  # noqa: E402
 from pmtnumba.data import load_dataset  # noqa: E402
@@ -34,17 +33,6 @@ from pmtnumba.data.samplers import epoch_batches  # noqa: E402
 from pmtnumba.data.split import make_split  # noqa: E402
 from pmtnumba.tasks import default_tasks  # noqa: E402
 from pmtnumba.training import FitConfig, Trainer  # noqa: E402
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main():
@@ -97,7 +85,7 @@ def main():
                 first_warn.setdefault(m, str(w[0].message))
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"# {time.strftime('%Y-%m-%d %H:%M')} | {_cpu_name()} | {os.cpu_count()} cores, "
+    print(f"# {time.strftime('%Y-%m-%d %H:%M')} | {cpu_name()} | {os.cpu_count()} cores, "
           f"{numba.get_num_threads()} numba thread(s) | numba {numba.__version__} | threading layer {layer} | "
           f"load avg {load:.2f}")
     print(f"# {a.dataset}: {sp.train_users.size} train interactions, {n_steps} steps of {a.batch_size} | "

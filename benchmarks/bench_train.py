@@ -45,7 +45,6 @@ import argparse
 import cProfile
 import os
 import pstats
-import platform
 import statistics
 import sys
 import time
@@ -57,7 +56,7 @@ import scipy.sparse as sps
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pmtnumba  # noqa: E402,F401  (sets OMP_WAIT_POLICY=PASSIVE before torch/implicit load OpenMP)
 import numba  # noqa: E402
-from bench_epoch import run_epoch  # noqa: E402
+from bench_epoch import cpu_name, run_epoch  # noqa: E402
 
 from pmtnumba.data import load_dataset  # noqa: E402
 from pmtnumba.data.dataset import Dataset  # noqa: E402
@@ -269,17 +268,6 @@ class ImplicitContender:
 # ------------------------------------------------------------------------------------------------
 
 
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
 
@@ -390,7 +378,7 @@ def main():
     threads = [int(t) for t in a.threads.split(",") if int(t) <= numba.config.NUMBA_NUM_THREADS]
     repeats = 2 if a.quick and a.repeats == 3 else a.repeats
     only = set(a.contenders.split(",")) if a.contenders else None
-    print(f"# bench_train {time.strftime('%Y-%m-%d %H:%M')} | {_cpu_name()} | {os.cpu_count()} cores | "
+    print(f"# bench_train {time.strftime('%Y-%m-%d %H:%M')} | {cpu_name()} | {os.cpu_count()} cores | "
           f"numba {numba.__version__} ({numba.config.THREADING_LAYER}) | numpy {np.__version__} | "
           f"torch {torch.__version__ if torch else 'missing'} | "
           f"implicit {'ok' if BayesianPersonalizedRanking else 'missing'} | "

@@ -11,8 +11,8 @@ import numpy as np
 
 from pmtnumba.errors import PmtError
 
-# shared with the command modules (compare_cmd); _parse_value is re-exported for old importers
-from .common import ClickReporter, _parse_value, friendly_errors, method_options, print_metrics  # noqa: F401
+# shared with the command modules (compare_cmd)
+from .common import ClickReporter, friendly_errors, method_options, print_metrics
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -16,7 +16,6 @@ for its seed). Writes tuning.csv, runs.csv, summary.csv, summary.md to --out.
 """
 
 import argparse
-import csv
 import json
 import time
 from pathlib import Path

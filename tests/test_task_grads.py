@@ -15,7 +15,6 @@ from pmtnumba.rng import make_key
 from pmtnumba.tasks import Batch, TaskContext, build_tasks
 from pmtnumba.tasks import align_uniform as au
 from pmtnumba.tasks.rating import rating_loss_grad
-from pmtnumba.tasks.rowgrad import reduce_slots
 from pmtnumba.tasks.triplet import triplet_loss_grad
 from pmtnumba.training.step import StepWorkspace, multitask_gradients
 
