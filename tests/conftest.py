@@ -37,6 +37,18 @@ def synthetic_dataset(n_users=60, n_items=40, per_user=8, seed=0, ratings=True, 
     )
 
 
+@pytest.fixture(scope="module")
+def one_numba_thread():
+    """Run a module's kernels on one thread: on a shared 2-core machine every parallel region can
+    cost milliseconds of waiting. Tests that compare thread counts set their own."""
+    import numba
+
+    saved = numba.get_num_threads()
+    numba.set_num_threads(1)
+    yield
+    numba.set_num_threads(saved)
+
+
 @pytest.fixture
 def tiny_dataset():
     return synthetic_dataset()

@@ -8,14 +8,8 @@ from pmtnumba.combiners import COMBINERS, StepContext, make_combiner
 from pmtnumba.combiners.pmtrec import PMTRec, focus_factor, pmtrec_combine
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Run this module's kernels on one thread: on a shared 2-core machine every parallel region
-    can cost milliseconds of spin-waiting. The thread-count test below sets its own counts."""
-    saved = numba.get_num_threads()
-    numba.set_num_threads(1)
-    yield
-    numba.set_num_threads(saved)
+# this module's kernels run on one thread (tests/conftest.py); the thread-count tests set their own
+pytestmark = pytest.mark.usefixtures("one_numba_thread")
 
 
 def pmtrec_reference(G, alpha, tau, epoch):

@@ -29,14 +29,8 @@ from pmtnumba.combiners.rlw import rlw_weights
 D = 600
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Run this module's kernels on one thread: on a shared 2-core machine every parallel region
-    can cost milliseconds of spin-waiting. The thread-count test below sets its own counts."""
-    saved = numba.get_num_threads()
-    numba.set_num_threads(1)
-    yield
-    numba.set_num_threads(saved)
+# this module's kernels run on one thread (tests/conftest.py); the thread-count tests set their own
+pytestmark = pytest.mark.usefixtures("one_numba_thread")
 
 
 def ctx(seed=0, step=1, epoch=1):

@@ -291,13 +291,15 @@ def test_evaluate_chunked_unchunked_reference_exact():
         assert results[0][key] == pytest.approx(val, abs=1e-12), key
 
 
+@pytest.mark.skipif(
+    __import__("pmtnumba.evaluation.ranking", fromlist=["x"]).resolve_strategy("auto") != "tiled",
+    reason="numpy's BLAS has no per-thread thread count here, so the tiled strategy is unavailable",
+)
 def test_tiles_smaller_than_the_item_axis(monkeypatch):
     # the tiled strategy feeds items in tiles; with tiles of 37 items, exclusions, ties and the
     # heap state cross tile boundaries, and the result must equal one pass over whole rows
     from pmtnumba.evaluation import ranking
 
-    if ranking.resolve_strategy("auto") != "tiled":
-        pytest.skip("numpy's BLAS has no per-thread thread count here")
     monkeypatch.setattr(ranking, "ITEM_TILE", 37)
     rng = np.random.default_rng(7)
     n_users, n_items = 50, 500
