@@ -35,6 +35,7 @@ import math
 
 import numpy as np
 from numba import njit, prange
+from numba.extending import register_jitable
 
 from .base import Batch, Task, TaskContext, TaskOutput
 from .rowgrad import reduce_slots
@@ -102,17 +103,23 @@ def align_slots(E, u, i, scale, eps, out_rows, out_grads, out_loss):
                 out_grads[o + 1, k] = -c * diff / eps
 
 
+@register_jitable
+def row_norm(E, r):
+    """``||E[r]||`` in float64, summed over k = 0..d-1 in order."""
+    s = 0.0
+    for k in range(E.shape[1]):
+        x = np.float64(E[r, k])
+        s += x * x
+    return math.sqrt(s)
+
+
 @njit(parallel=True, cache=True)
 def normalized_rows(E, rows, eps, out):
     """``out[a] = E[rows[a]] / max(||E[rows[a]]||, eps)`` in float64."""
     d = E.shape[1]
     for a in prange(rows.shape[0]):
         r = rows[a]
-        s = 0.0
-        for k in range(d):
-            x = np.float64(E[r, k])
-            s += x * x
-        inv = 1.0 / max(math.sqrt(s), eps)
+        inv = 1.0 / max(row_norm(E, r), eps)
         for k in range(d):
             out[a, k] = np.float64(E[r, k]) * inv
 
@@ -168,11 +175,7 @@ def normalize_backward_slots(E, rows, Gn, coef, eps, out_rows, out_grads):
     d = E.shape[1]
     for a in prange(rows.shape[0]):
         r = rows[a]
-        s = 0.0
-        for k in range(d):
-            x = np.float64(E[r, k])
-            s += x * x
-        norm = math.sqrt(s)
+        norm = row_norm(E, r)
         out_rows[a] = r
         if norm > eps:
             ndg = 0.0
