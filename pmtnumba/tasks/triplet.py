@@ -38,7 +38,18 @@ def loss_and_delta(x):
     return loss, delta
 
 
-@njit(parallel=True, cache=True)
+# The dot product x = e_a . (e_b - e_c) is a float reduction: LLVM vectorises it only if it may
+# reassociate the additions (fastmath flag "reassoc", nothing else: no approximate exp/log, no
+# assumptions about NaN or inf). The sum is then taken in SIMD lanes and the lanes added at the
+# end: a fixed order for a given CPU (the same for every thread count, so runs stay
+# bit-reproducible on a machine), which may differ in the last bit from a plain left-to-right sum
+# and between CPUs with different vector widths. Measured on 2,048 random triplets of a
+# 72,000 x 32 table, one thread: 0.130 ms per call without the flag, 0.092 ms with it; writing
+# the sum with four explicit accumulators instead gained nothing (0.125 ms).
+_REASSOC = {"reassoc"}
+
+
+@njit(parallel=True, cache=True, fastmath=_REASSOC)
 def triplet_slots(E, a, b, c, scale, out_rows, out_grads, out_loss):
     """Per-triplet loss and gradient contributions, three slots per triplet.
 
