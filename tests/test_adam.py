@@ -44,6 +44,35 @@ def test_two_steps_match_reference_formula():
     np.testing.assert_allclose(E, p, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("mode", ["sparse", "dense"])
+def test_float32_table_updates_in_float32_arithmetic(mode):
+    # a float32 table is updated with float32 arithmetic (as torch.optim.Adam does on float32
+    # parameters), bias corrections in float64: bit for bit the NumPy float32 formula below
+    rng = np.random.default_rng(3)
+    E = rng.normal(size=(6, 16)).astype(np.float32)
+    E0 = E.copy()
+    opt = Adam(E, lr=0.01, weight_decay=1e-3, mode=mode)
+    rows = np.array([1, 4])
+    grads = [rng.normal(size=(2, 16)).astype(np.float32) for _ in range(3)]
+    for g in grads:
+        opt.step(rows, g)
+    f = np.float32
+    p, m, v = E0.copy(), np.zeros_like(E0), np.zeros_like(E0)
+    for t, g in enumerate(grads, start=1):
+        full = np.zeros_like(E0)
+        full[rows] = g
+        upd = rows if mode == "sparse" else np.arange(6)
+        gc = f(1e-3) * p[upd] + full[upd]
+        m[upd] = f(0.9) * m[upd] + f(1.0 - 0.9) * gc
+        v[upd] = f(0.999) * v[upd] + f(1.0 - 0.999) * gc * gc
+        lr_t, bc2 = f(0.01 / (1 - 0.9**t)), f(math.sqrt(1 - 0.999**t))
+        p[upd] = p[upd] - lr_t * m[upd] / (np.sqrt(v[upd]) / bc2 + f(1e-8))
+    assert E.dtype == np.float32
+    np.testing.assert_array_equal(E, p)
+    np.testing.assert_array_equal(opt.M, m)
+    np.testing.assert_array_equal(opt.V, v)
+
+
 def test_sparse_leaves_untouched_rows_dense_decays_them():
     E = np.ones((3, 2))
     sparse = Adam(E, lr=0.1, weight_decay=0.1)

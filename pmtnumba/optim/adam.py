@@ -7,7 +7,11 @@ torch.optim.Adam's ``weight_decay`` does), at global step ``t``::
     v <- b2 v + (1 - b2) g^2
     e <- e - (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
 
-(the update in torch.optim.Adam's own arrangement of the bias corrections).
+(the update in torch.optim.Adam's own arrangement of the bias corrections). The bias corrections
+are computed in float64 once per step; the per-parameter arithmetic runs in the table's dtype, as
+torch.optim.Adam does (float32 in training: the vectorised ``sqrt`` and division, which bound
+this kernel, then handle twice as many lanes; measured on 40 steps of 5,000 random rows of a
+72,631 x 32 table, one thread: 0.20 ms per step in float64 math, 0.15 ms in float32).
 
 Sparse mode updates only the rows R a step touched (their moments decay only when touched;
 ``t`` is the global step count). Dense mode updates every row every step as PyTorch's Adam does
@@ -39,28 +43,40 @@ from ..tasks.rowgrad import PREFETCH_AHEAD, prefetch_row
 
 
 @register_jitable(inline="always")
-def _adam_row(E, MV, r, g, gk, lr_t, b1, b2, eps, bc2_sqrt, wd):
+def _adam_row(E, MV, r, g, gk, lr_t, b1, c1, b2, c2, eps, bc2_sqrt, wd):
     """Update row ``r`` of E and of the moments ``MV[r] = [m | v]`` with gradient row ``g[gk]``
-    (or zero when gk < 0). Works on 1-D views of the row: indexing the 2-D arrays directly (with
-    the ``d + c`` offset of v) kept LLVM from vectorising the loop (4x slower)."""
+    (or zero when gk < 0). ``c1 = 1 - b1``, ``c2 = 1 - b2``. The arithmetic runs in the dtype of
+    the scalars the caller passes (the table's: float32 in training, as torch.optim.Adam does on
+    float32 parameters; float64 for a float64 table). Works on 1-D views of the row: indexing the
+    2-D arrays directly (with the ``d + c`` offset of v) kept LLVM from vectorising the loop (4x
+    slower)."""
     d = E.shape[1]
     e_r = E[r]
     m_r = MV[r, :d]
     v_r = MV[r, d:]
-    for c in range(d):
-        e = np.float64(e_r[c])
-        gc = wd * e
-        if gk >= 0:
-            gc += np.float64(g[gk, c])
-        m = b1 * np.float64(m_r[c]) + (1.0 - b1) * gc
-        v = b2 * np.float64(v_r[c]) + (1.0 - b2) * gc * gc
-        m_r[c] = m
-        v_r[c] = v
-        e_r[c] = e - lr_t * m / (math.sqrt(v) / bc2_sqrt + eps)
+    if gk >= 0:
+        g_r = g[gk]
+        for c in range(d):
+            e = e_r[c]
+            gc = wd * e + g_r[c]
+            m = b1 * m_r[c] + c1 * gc
+            v = b2 * v_r[c] + c2 * gc * gc
+            m_r[c] = m
+            v_r[c] = v
+            e_r[c] = e - lr_t * m / (np.sqrt(v) / bc2_sqrt + eps)
+    else:
+        for c in range(d):
+            e = e_r[c]
+            gc = wd * e
+            m = b1 * m_r[c] + c1 * gc
+            v = b2 * v_r[c] + c2 * gc * gc
+            m_r[c] = m
+            v_r[c] = v
+            e_r[c] = e - lr_t * m / (np.sqrt(v) / bc2_sqrt + eps)
 
 
 @njit(parallel=True, cache=True)
-def adam_sparse_kernel(E, MV, rows, g, lr_t, b1, b2, eps, bc2_sqrt, wd):
+def adam_sparse_kernel(E, MV, rows, g, lr_t, b1, c1, b2, c2, eps, bc2_sqrt, wd):
     """Lazy Adam on the rows ``rows`` (distinct) with gradients ``g[k]`` for ``rows[k]``.
 
     The rows are scattered over the table, so the ones a few iterations ahead are prefetched.
@@ -70,14 +86,14 @@ def adam_sparse_kernel(E, MV, rows, g, lr_t, b1, b2, eps, bc2_sqrt, wd):
         if k + PREFETCH_AHEAD < n:
             prefetch_row(E, rows[k + PREFETCH_AHEAD])
             prefetch_row(MV, rows[k + PREFETCH_AHEAD])
-        _adam_row(E, MV, rows[k], g, k, lr_t, b1, b2, eps, bc2_sqrt, wd)
+        _adam_row(E, MV, rows[k], g, k, lr_t, b1, c1, b2, c2, eps, bc2_sqrt, wd)
 
 
 @njit(parallel=True, cache=True)
-def adam_dense_kernel(E, MV, local, g, lr_t, b1, b2, eps, bc2_sqrt, wd):
+def adam_dense_kernel(E, MV, local, g, lr_t, b1, c1, b2, c2, eps, bc2_sqrt, wd):
     """Adam on every row; ``local[r]`` is the row's index in ``g`` or -1 (zero gradient)."""
     for r in prange(E.shape[0]):
-        _adam_row(E, MV, r, g, local[r], lr_t, b1, b2, eps, bc2_sqrt, wd)
+        _adam_row(E, MV, r, g, local[r], lr_t, b1, c1, b2, c2, eps, bc2_sqrt, wd)
 
 
 class Adam:
@@ -113,14 +129,17 @@ class Adam:
         bc1 = 1.0 - self.b1 ** self.t
         bc2_sqrt = math.sqrt(1.0 - self.b2 ** self.t)
         lr_t = self.lr / bc1
-        g = np.ascontiguousarray(g)
+        g = np.ascontiguousarray(g, dtype=self.E.dtype)
         rows = np.ascontiguousarray(rows, dtype=np.int64)
+        f = self.E.dtype.type  # the update's arithmetic runs in the table's dtype
+        args = (f(lr_t), f(self.b1), f(1.0 - self.b1), f(self.b2), f(1.0 - self.b2), f(self.eps), f(bc2_sqrt),
+                f(self.wd))
         if self.mode == "sparse":
-            adam_sparse_kernel(self.E, self.MV, rows, g, lr_t, self.b1, self.b2, self.eps, bc2_sqrt, self.wd)
+            adam_sparse_kernel(self.E, self.MV, rows, g, *args)
         else:
             local = np.full(self.E.shape[0], -1, np.int64)
             local[rows] = np.arange(rows.shape[0])
-            adam_dense_kernel(self.E, self.MV, local, g, lr_t, self.b1, self.b2, self.eps, bc2_sqrt, self.wd)
+            adam_dense_kernel(self.E, self.MV, local, g, *args)
 
     def state_dict(self) -> dict:
         return {"adam_m": self.M, "adam_v": self.V, "adam_t": np.int64(self.t)}
