@@ -32,6 +32,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..rng import randbelow, uniform01
+from ..prefetch import prefetch_csr_row
 from .csr import csr_contains, csr_from_pairs, symmetric_pairs
 
 _TWO32 = 4294967296
@@ -92,6 +93,7 @@ def sample_link_anchored(anchors, indptr, indices, n_targets, key, max_tries, ou
     Anchors without a link, or linked to every other target, get ``-1`` in both outputs."""
     n = anchors.shape[0]
     for s in prange(n):
+        prefetch_csr_row(anchors, s, indptr, indices)
         r = anchors[s]
         deg = indptr[r + 1] - indptr[r]
         out_pos[s] = -1

@@ -11,6 +11,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..rng import randbelow
+from ..prefetch import prefetch_csr_row
 from .csr import csr_contains
 
 
@@ -20,6 +21,7 @@ def sample_unlinked(anchors, indptr, indices, n_targets, key, max_tries, out):
     of the CSR (BPR's negative item: an item the user has no train interaction with)."""
     n = anchors.shape[0]
     for s in prange(n):
+        prefetch_csr_row(anchors, s, indptr, indices)
         r = anchors[s]
         j = randbelow(key, s, 0, n_targets)
         t = 1

@@ -39,7 +39,7 @@ import numpy as np
 from numba import njit, prange
 from numba.extending import register_jitable
 
-from ..tasks.rowgrad import PREFETCH_AHEAD, prefetch_row
+from ..prefetch import PREFETCH_AHEAD, prefetch_row
 
 
 @register_jitable(inline="always")

@@ -19,59 +19,19 @@ the sums land in ``G[task, r, :]``: the ``[T, |R|, d]`` row gradients a combiner
 
 Row access. The kernels of a step touch embedding rows in random order, and on a table of tens of
 thousands of rows most of those accesses miss the cache. A kernel that knows which rows it will
-touch a few iterations ahead asks the CPU to start loading them with :func:`prefetch_row` (LLVM's
-``prefetch`` hint: no effect on any result, only on when the memory arrives).
+touch a few iterations ahead asks the CPU to start loading them with
+:func:`pmtnumba.prefetch.prefetch_row` (LLVM's ``prefetch`` hint: no effect on any result, only on
+when the memory arrives).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, prange, types
-from numba.core import cgutils
+from numba import njit, prange
 from numba.cpython.unsafe.numbers import trailing_zeros
-from numba.extending import intrinsic, overload
+from numba.extending import overload
 
-PREFETCH_AHEAD = 8  # iterations ahead a kernel prefetches the rows it will touch (measured: 4-16 all similar)
-
-
-def _prefetch_codegen(context, builder, sig, args):
-    """``llvm.prefetch`` (read, keep in all cache levels) of the address of ``args[0][args[1:]]``."""
-    aty = sig.args[0]
-    ary = context.make_array(aty)(context, builder, args[0])
-    inds = [context.cast(builder, v, t, types.intp) for v, t in zip(args[1:], sig.args[1:])]
-    ptr = cgutils.get_item_pointer(context, builder, aty, ary, inds, wraparound=False)
-    i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
-    fn = cgutils.get_or_insert_function(
-        builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0i8")
-    builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
-    return context.get_dummy_value()
-
-
-@intrinsic
-def _prefetch(typingctx, arr, i, j):
-    """Prefetch hint for the address of ``arr[i, j]`` (a 2-D array)."""
-    if isinstance(arr, types.Array) and arr.ndim == 2:
-        return types.void(arr, i, j), _prefetch_codegen
-    return None
-
-
-def prefetch_row(A, r):
-    """Hint the CPU to start loading row ``r`` of the 2-D array ``A`` (each 64-byte line of it).
-
-    In compiled code this is a few ``prefetch`` instructions; called from plain Python (or with
-    ``NUMBA_DISABLE_JIT=1``) it does nothing."""
-
-
-@overload(prefetch_row, inline="always")
-def _prefetch_row_jit(A, r):
-    def impl(A, r):
-        step = max(1, 64 // A.itemsize)
-        for c in range(0, A.shape[1], step):
-            _prefetch(A, r, c)
-
-    return impl
-
+from ..prefetch import PREFETCH_AHEAD, prefetch_row
 
 def lowest_bit(x):
     """Index of the lowest set bit of a nonzero uint64 (``ctz``; the plain-Python version)."""

@@ -25,7 +25,8 @@ from numba import njit, prange
 from numba.extending import register_jitable
 
 from .base import Batch, Task, TaskOutput
-from .rowgrad import PREFETCH_AHEAD, prefetch_row, reduce_slots
+from ..prefetch import PREFETCH_AHEAD, prefetch_row
+from .rowgrad import reduce_slots
 
 
 @register_jitable
