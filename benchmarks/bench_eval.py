@@ -6,23 +6,28 @@ exclusions and ~10 held-out items:
 * ``videogame``: 55,223 users x 17,408 items (the 2018 Video Games split's size);
 * ``epinions``:  22,167 users x 296,278 items (the full score matrix would be 26 GB).
 
-Methods, run alternately ``--reps`` times (medians reported, ratios against ``evaluate``):
+Each problem runs once per thread count of ``--threads`` (default ``1,2``): Numba threads *and*
+the BLAS threads of the NumPy baselines (``openblas_set_num_threads_local`` of numpy's OpenBLAS
+on the main thread, restored afterwards) are both set to that count, so that the ratios compare
+like with like. Methods, run alternately ``--reps`` times (medians reported, ratios against
+``evaluate``):
 
 * ``evaluate``        the default (``strategy="auto"``: tiled, per-thread single-threaded GEMMs);
-* ``evaluate/rows``   ``strategy="rows"``: one threaded GEMM per 256 MiB chunk + prange top-K;
+* ``evaluate/rows``   ``strategy="rows"``: one GEMM per 256 MiB chunk (BLAS threads as set) +
+  prange top-K;
 * ``matmul``          (a) the chunked NumPy GEMM alone, same 256 MiB buffer (a floor for "rows");
 * ``matmul+argpart``  (b) chunked GEMM + ``-inf`` masking + ``np.argpartition`` top-40 + sort of
   the 40. On ``epinions`` it would take over a minute per run, so (b) runs on the first
   ``--argpart-users`` users and is scaled linearly to all users (marked "extrapolated").
 
-Then, in a fresh subprocess, the peak memory (``ru_maxrss``) of one ``evaluate`` on the
-``epinions`` problem, next to the memory held before the call.
+Then, per thread count, in a fresh subprocess, the peak memory (``VmHWM``) of one ``evaluate``
+on the ``epinions`` problem, next to the memory held before the call.
 
 Usage::
 
-    /work/venv/bin/python benchmarks/bench_eval.py            # full sizes, ~3 minutes
-    /work/venv/bin/python benchmarks/bench_eval.py --quick    # 1/8 of the users, ~30 s
-    /work/venv/bin/python benchmarks/bench_eval.py --threads 1
+    /work/venv/bin/python benchmarks/bench_eval.py            # full sizes, 1 and 2 threads, ~4 minutes
+    /work/venv/bin/python benchmarks/bench_eval.py --quick    # 1/8 of the users
+    /work/venv/bin/python benchmarks/bench_eval.py --threads 1 --only videogame
 
 Times are wall-clock on a shared machine: compare ratios measured in the same run.
 """
@@ -49,7 +54,11 @@ from pmtnumba.evaluation import (  # noqa: E402
     metrics_from_topk,
     topk_for_users,
 )
-from pmtnumba.evaluation.ranking import auto_chunk_size, resolve_strategy  # noqa: E402
+from pmtnumba.evaluation.ranking import (  # noqa: E402
+    _blas_set_local_threads,
+    auto_chunk_size,
+    resolve_strategy,
+)
 
 PROBLEMS = {"videogame": (55_223, 17_408), "epinions": (22_167, 296_278)}
 D = 32
@@ -98,6 +107,13 @@ def numpy_argpartition(ue, ie, rows, train):
         order = np.argsort(-np.take_along_axis(block, part, axis=1), axis=1, kind="stable")
         top[s : s + r.size] = np.take_along_axis(part, order, axis=1)
     return top
+
+
+def set_blas_threads(n):
+    """Set the BLAS threads of this (the main) thread to ``n``; returns the previous setting, or
+    None where numpy's OpenBLAS has no ``openblas_set_num_threads_local`` (then unchanged)."""
+    fn = _blas_set_local_threads()
+    return None if fn is None else int(fn(int(n)))
 
 
 def bench(name, n_users, n_items, reps, argpart_users):
@@ -188,7 +204,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="1/8 of the users of each problem")
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=None, help="Numba threads (default: all)")
+    ap.add_argument("--threads", default="1,2",
+                    help="comma-separated thread counts, each used for Numba and for the BLAS "
+                         "of the NumPy baselines (default: 1,2; capped at numba's maximum)")
     ap.add_argument("--argpart-users", type=int, default=None,
                     help="users for the argpartition baseline (default: all on videogame, "
                          "2,000 on epinions; scaled to all users)")
@@ -198,33 +216,45 @@ def main():
     if args._memprobe:
         memprobe(*args._memprobe)
         return
-    if args.threads:
-        numba.set_num_threads(args.threads)
-    threads = numba.get_num_threads()
+    counts = []
+    for part in str(args.threads).split(","):
+        t = max(1, min(int(part), numba.config.NUMBA_NUM_THREADS))
+        if t not in counts:
+            counts.append(t)
     print(f"numba {numba.__version__}, numpy {np.__version__}, threading layer "
-          f"{numba.config.THREADING_LAYER}, numba threads {threads}, cpus {os.cpu_count()}, "
+          f"{numba.config.THREADING_LAYER}, cpus {os.cpu_count()}, thread counts {counts}, "
           f"evaluate strategy 'auto' -> {resolve_strategy('auto')!r}"
           + ("  [--quick: 1/8 of the users]" if args.quick else ""))
     t_all = time.perf_counter()
     div = 8 if args.quick else 1
-    for name, (nu, ni) in PROBLEMS.items():
-        if args.only and name != args.only:
-            continue
-        ap_users = args.argpart_users or (2_000 // div if name == "epinions" else nu)
-        bench(name, nu // div, ni, args.reps, ap_users)
-    if not args.only or args.only == "epinions":
-        nu, ni = PROBLEMS["epinions"]
-        out = subprocess.run(
-            [sys.executable, os.path.abspath(__file__), "--_memprobe", str(nu // div), str(ni),
-             str(threads)],
-            capture_output=True, text=True, check=True,
-        )
-        mem = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"\n== memory, one evaluate() on epinions size ({nu // div:,} x {ni:,}), "
-              f"fresh process: peak RSS {mem['peak_mb']:.0f} MB (high-water mark before the call "
-              f"{mem['hwm_before_mb']:.0f} MB, RSS at the call {mem['before_mb']:.0f} MB of "
-              f"which embeddings + CSRs {mem['data_mb']:.0f} MB); call took "
-              f"{mem['seconds']:.2f} s")
+    for threads in counts:
+        numba.set_num_threads(threads)
+        previous = set_blas_threads(threads)
+        blas = "unchanged (no openblas_set_num_threads_local)" if previous is None else threads
+        print(f"\n######## {threads} thread(s): numba threads {numba.get_num_threads()}, "
+              f"BLAS threads of the NumPy baselines {blas}")
+        try:
+            for name, (nu, ni) in PROBLEMS.items():
+                if args.only and name != args.only:
+                    continue
+                ap_users = args.argpart_users or (2_000 // div if name == "epinions" else nu)
+                bench(name, nu // div, ni, args.reps, ap_users)
+        finally:
+            if previous is not None:
+                set_blas_threads(previous)
+        if not args.only or args.only == "epinions":
+            nu, ni = PROBLEMS["epinions"]
+            out = subprocess.run(
+                [sys.executable, os.path.abspath(__file__), "--_memprobe", str(nu // div),
+                 str(ni), str(threads)],
+                capture_output=True, text=True, check=True,
+            )
+            mem = json.loads(out.stdout.strip().splitlines()[-1])
+            print(f"\n== memory, one evaluate() on epinions size ({nu // div:,} x {ni:,}), "
+                  f"{threads} thread(s), fresh process: peak RSS {mem['peak_mb']:.0f} MB "
+                  f"(high-water mark before the call {mem['hwm_before_mb']:.0f} MB, RSS at the "
+                  f"call {mem['before_mb']:.0f} MB of which embeddings + CSRs "
+                  f"{mem['data_mb']:.0f} MB); call took {mem['seconds']:.2f} s")
     print(f"\ntotal benchmark time {time.perf_counter() - t_all:.0f} s")
 
 

@@ -19,7 +19,12 @@ from pmtnumba.evaluation import (
     topk_from_scores,
 )
 from pmtnumba.evaluation.ranking import auto_chunk_size
-from pmtnumba.evaluation.topk import check_csr
+from pmtnumba.evaluation.topk import (
+    check_csr,
+    topk_rows_heap,
+    topk_tile_finish,
+    topk_tile_update,
+)
 
 L3 = 1.0 / np.log2(3.0)  # 0.6309298
 L5 = 1.0 / np.log2(5.0)  # 0.4306766
@@ -259,6 +264,89 @@ def test_topk_kernel_matches_reference_with_ties_nan_and_threads():
     assert (results[0][7] == -1).all() and (results[0][3, 30:] == -1).all()
     for b in range(n):  # excluded items never appear
         assert not set(results[0][b].tolist()) & set(ex_rows[b])
+
+
+def tiled_topk(scores, k, ex, tile):
+    """The key kernel fed ``tile`` items at a time (as the tiled evaluation does); also scores."""
+    n, n_items = scores.shape
+    sizes = np.zeros(n, np.int64)
+    keys = np.empty((n, k), np.int64)
+    rows = np.arange(n, dtype=np.int64)
+    for c in range(0, n_items, tile):
+        part = np.ascontiguousarray(scores[:, c : c + tile])
+        topk_tile_update(part, c, rows, ex[0], ex[1], sizes, keys)
+    items = np.empty((n, k), np.int32)
+    sc = np.empty((n, k), np.float32)
+    topk_tile_finish(sizes, keys, items, sc)
+    return items, sc
+
+
+def heap_topk(scores, k, ex):
+    """The heap kernel (the float64 path) on the same scores, as a second implementation."""
+    n = scores.shape[0]
+    items = np.empty((n, k), np.int32)
+    sc = np.empty((n, k), scores.dtype)
+    topk_rows_heap(scores, np.arange(n, dtype=np.int64), ex[0], ex[1], items, sc)
+    return items, sc
+
+
+def check_all_paths(scores, k, ex_rows, tiles=(37, 300, 1000)):
+    """Key kernel (whole rows and several tile widths), heap kernel, float64 and the lexsort
+    reference must give the same ids; returned scores must be the scores of those ids."""
+    n = scores.shape[0]
+    ex = csr(ex_rows, n)
+    expect = ref_topk(scores, k, ex_rows)
+    top, sc = topk_from_scores(scores, k, exclude=ex, return_scores=True)
+    np.testing.assert_array_equal(top, expect)
+    got = np.where(top >= 0, scores[np.arange(n)[:, None], np.maximum(top, 0)], -np.inf)
+    assert np.array_equal(sc, got)  # == (so a -0.0 score may come back as 0.0)
+    np.testing.assert_array_equal(topk_from_scores(scores.astype(np.float64), k, exclude=ex),
+                                  expect)
+    np.testing.assert_array_equal(heap_topk(scores, k, ex)[0], expect)
+    for tile in tiles:
+        items, sc_t = tiled_topk(scores, k, ex, tile)
+        np.testing.assert_array_equal(items, expect, err_msg=f"tile {tile}")
+        assert np.array_equal(sc_t, sc)
+
+
+def test_key_kernel_ties_at_the_bound_and_across_flushes():
+    # long rows (the group-maxima bound is used), scores on a few values: the bound and the
+    # buffer thresholds fall on tied scores, which must still rank by item id
+    rng = np.random.default_rng(11)
+    n, n_items = 60, 3000
+    scores = rng.integers(0, 6, size=(n, n_items)).astype(np.float32)
+    scores[rng.random((n, n_items)) < 0.01] = np.nan
+    scores[rng.random((n, n_items)) < 0.01] = -np.inf
+    scores[1] = 1.0  # one value everywhere: the top K are the K lowest unmasked ids
+    scores[2, :] = np.arange(n_items, dtype=np.float32)  # increasing: every item is a candidate
+    scores[3, :] = -np.arange(n_items, dtype=np.float32)  # decreasing
+    scores[4, :] = np.nan
+    scores[4, 2990] = 0.0  # a single rankable item
+    scores[5, :2500] = -np.inf  # all rankable items in the last tiles
+    ex_rows, _ = random_split(rng, n, n_items, 60, 0)
+    ex_rows[6] = sorted(rng.choice(n_items, 700, replace=False).tolist())  # bound skipped: flushes
+    ex_rows[7] = list(range(0, n_items, 2))  # every other item masked
+    for k in (1, 40, 130):
+        check_all_paths(scores, k, ex_rows)
+
+
+def test_key_kernel_random_floats_special_values_and_large_k():
+    rng = np.random.default_rng(12)
+    n, n_items = 40, 2500
+    scores = (rng.standard_normal((n, n_items)) * 0.1).astype(np.float32)
+    scores = np.round(scores, 2)  # many ties among floats too
+    scores[0, [5, 9, 700]] = np.inf  # +inf ranks first (ties by id)
+    scores[1, :] = rng.choice(np.array([-0.0, 0.0, 1e-45, -1e-45], np.float32), n_items)
+    scores[2, 100:2400] = np.nan
+    scores[3, :] = np.float32(3.4028235e38)  # the largest float everywhere
+    ex_rows, _ = random_split(rng, n, n_items, 30, 0)
+    ex_rows[4] = list(range(n_items - 5))  # 5 rankable items, K larger
+    # the 200 best items masked: the group maxima that reach the bound are mostly masked items,
+    # which the bound must allow for (the (K + m)-th largest group maximum, not the K-th)
+    scores[5] = rng.permutation(n_items).astype(np.float32)
+    ex_rows[5] = sorted(np.argsort(-scores[5])[:200].tolist())
+    check_all_paths(scores, 40, ex_rows)
+    check_all_paths(scores, 700, ex_rows, tiles=(300, 2048))  # K above the 512-key buffer
 
 
 def test_evaluate_chunked_unchunked_reference_exact():

@@ -9,7 +9,7 @@ matrix would take 26 GB, so it is never formed. Two strategies compute the same 
     walks the items in tiles of 8,192: ``np.matmul(user_emb[block], item_emb[tile].T,
     out=buf)`` fills a small reused buffer (2 MiB, it stays in cache) with a *single-threaded*
     BLAS GEMM, and :func:`~pmtnumba.evaluation.topk.topk_tile_update` (serial Numba, GIL
-    released) feeds the tile into the block's running top-K heaps. ``numba.get_num_threads()``
+    released) feeds the tile into the block's running top-K lists. ``numba.get_num_threads()``
     workers run side by side. Why: on a small shared machine, alternating a multi-threaded BLAS
     call with a Numba ``prange`` region makes two thread pools spin-wait against each other
     (OpenBLAS workers keep spinning after each call), which measured 1.5-5x slower than this;
@@ -146,15 +146,14 @@ def _topk_tiled(user_emb, item_emb, rows, ex, k, chunk_size, n_threads, set_loca
         r = rows[start:stop]
         ub = user_emb[r]
         nb = stop - start
-        sizes = np.zeros(nb, np.int64)  # heap fills
-        oi = out_items[start:stop]  # the heaps live in the output rows
-        osc = out_scores[start:stop]
+        sizes = np.zeros(nb, np.int64)  # how many of its K best keys each user holds
+        keys = np.empty((nb, k), np.int64)
         for t0 in range(0, n_items, tile):
             w = min(tile, n_items - t0)
             block = buf[: nb * w].reshape(nb, w)  # C-contiguous view of the buffer
             np.matmul(ub, item_emb[t0 : t0 + w].T, out=block)
-            topk_tile_update(block, t0, r, ex[0], ex[1], sizes, oi, osc)
-        topk_tile_finish(sizes, oi, osc)
+            topk_tile_update(block, t0, r, ex[0], ex[1], sizes, keys)
+        topk_tile_finish(sizes, keys, out_items[start:stop], out_scores[start:stop])
 
     starts = range(0, n, chunk_size)
     if n_threads <= 1 or len(starts) == 1:
