@@ -54,7 +54,7 @@ import numpy as np
 import scipy.sparse as sps
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import pmtnumba  # noqa: E402,F401  (sets OMP_WAIT_POLICY=PASSIVE before torch/implicit load OpenMP)
+import pmtnumba  # noqa: E402,F401  (sets GOMP_SPINCOUNT before torch/implicit load OpenMP)
 import numba  # noqa: E402
 from bench_epoch import cpu_name, run_epoch  # noqa: E402
 
@@ -382,7 +382,8 @@ def main():
           f"numba {numba.__version__} ({numba.config.THREADING_LAYER}) | numpy {np.__version__} | "
           f"torch {torch.__version__ if torch else 'missing'} | "
           f"implicit {'ok' if BayesianPersonalizedRanking else 'missing'} | "
-          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')} | load avg {_load()}")
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')} GOMP_SPINCOUNT={os.environ.get('GOMP_SPINCOUNT')} | "
+          f"load avg {_load()}")
     print(f"# d {DIM}, batch {BATCH}, lr {LR}, wd {WD}; " + (f"{repeats} profiled epochs after a warm-up" if a.profile
           else f"medians of {repeats} alternated epochs after a warm-up"))
     for name in a.datasets.split(","):
