@@ -1,10 +1,14 @@
 """Benchmark of full-ranking evaluation (pmtnumba.evaluation.evaluate) against NumPy baselines.
 
-Two synthetic problems with random d = 32 float32 embeddings, ~40 random train items per user as
-exclusions and ~10 held-out items:
+Three problems, each with random d = 32 float32 embeddings (N(0, 0.1^2); the cost of the GEMM
+does not depend on the values, and the top-K kernel's only on how scores are spread):
 
-* ``videogame``: 55,223 users x 17,408 items (the 2018 Video Games split's size);
-* ``epinions``:  22,167 users x 296,278 items (the full score matrix would be 26 GB).
+* ``synthetic``: 55,223 users x 17,408 items (the 2018 Video Games split's size), ~40 random
+  train items per user as exclusions and ~10 held-out items;
+* ``videogame``: the shipped videogame data (24,303 x 10,639), seed-0 split: train masked,
+  validation held out;
+* ``epinion``: the shipped Epinions data (22,167 users x 296,278 items: the full score matrix
+  would be 26 GB), seed-0 split: train masked, validation held out.
 
 Each problem runs once per thread count of ``--threads`` (default ``1,2``): Numba threads *and*
 the BLAS threads of the NumPy baselines (``openblas_set_num_threads_local`` of numpy's OpenBLAS
@@ -17,17 +21,17 @@ like with like. Methods, run alternately ``--reps`` times (medians reported, rat
   prange top-K;
 * ``matmul``          (a) the chunked NumPy GEMM alone, same 256 MiB buffer (a floor for "rows");
 * ``matmul+argpart``  (b) chunked GEMM + ``-inf`` masking + ``np.argpartition`` top-40 + sort of
-  the 40. On ``epinions`` it would take over a minute per run, so (b) runs on the first
+  the 40. On ``epinion`` it would take over a minute per run, so (b) runs on the first
   ``--argpart-users`` users and is scaled linearly to all users (marked "extrapolated").
 
 Then, per thread count, in a fresh subprocess, the peak memory (``VmHWM``) of one ``evaluate``
-on the ``epinions`` problem, next to the memory held before the call.
+on the ``epinion`` problem, next to the memory held before the call.
 
 Usage::
 
     /work/venv/bin/python benchmarks/bench_eval.py            # full sizes, 1 and 2 threads, ~4 minutes
     /work/venv/bin/python benchmarks/bench_eval.py --quick    # 1/8 of the users
-    /work/venv/bin/python benchmarks/bench_eval.py --threads 1 --only videogame
+    /work/venv/bin/python benchmarks/bench_eval.py --threads 1 --only synthetic
 
 Times are wall-clock on a shared machine: compare ratios measured in the same run.
 """
@@ -60,7 +64,7 @@ from pmtnumba.evaluation.ranking import (  # noqa: E402
     resolve_strategy,
 )
 
-PROBLEMS = {"videogame": (55_223, 17_408), "epinions": (22_167, 296_278)}
+PROBLEMS = {"synthetic": (55_223, 17_408), "videogame": None, "epinion": None}  # None: shipped data
 D = 32
 N_TRAIN = 40
 N_HELD = 10
@@ -78,6 +82,31 @@ def make_problem(n_users, n_items, seed=0):
     users = np.repeat(np.arange(n_users), N_HELD)
     held = csr_from_pairs(users, items[:, N_TRAIN:].ravel(), n_users)
     return ue, ie, train, held
+
+
+def shipped_problem(name, seed=0):
+    """Random embeddings on a shipped data set's users and items; its seed-0 split's train CSR
+    (masked) and validation CSR (held out)."""
+    from pmtnumba.data import load_dataset
+    from pmtnumba.data.split import make_split
+
+    sp = make_split(load_dataset(name), seed=0)
+    rng = np.random.default_rng(seed)
+    ue = (rng.standard_normal((sp.n_users, D)) * 0.1).astype(np.float32)
+    ie = (rng.standard_normal((sp.n_items, D)) * 0.1).astype(np.float32)
+    return ue, ie, sp.train, sp.valid
+
+
+def get_problem(name, div=1):
+    """(user_emb, item_emb, train CSR, held-out CSR) of a problem; ``div`` > 1 keeps the first
+    1/div of the users (``--quick``)."""
+    if PROBLEMS[name] is not None:
+        nu, ni = PROBLEMS[name]
+        return make_problem(nu // div, ni)
+    ue, ie, train, held = shipped_problem(name)
+    n = ue.shape[0] // div
+    cut = lambda c: (c[0][: n + 1], c[1][: c[0][n]])  # noqa: E731
+    return ue[:n], ie, cut(train), cut(held)
 
 
 def numpy_matmul(ue, ie, rows):
@@ -116,9 +145,10 @@ def set_blas_threads(n):
     return None if fn is None else int(fn(int(n)))
 
 
-def bench(name, n_users, n_items, reps, argpart_users):
+def bench(name, div, reps, argpart_users):
     t0 = time.perf_counter()
-    ue, ie, train, held = make_problem(n_users, n_items)
+    ue, ie, train, held = get_problem(name, div)
+    n_users, n_items = ue.shape[0], ie.shape[0]
     rows = np.flatnonzero(np.diff(held[0]) > 0)
     sub = rows[: min(argpart_users, rows.size)]
     scale = rows.size / sub.size
@@ -175,15 +205,15 @@ def _status_mb(field):
     return float("nan")
 
 
-def memprobe(n_users, n_items, threads):
+def memprobe(name, div, threads):
     """Child process: peak RSS of one evaluate() on a problem (prints JSON).
 
     VmHWM (the RSS high-water mark of this process image) is used rather than ru_maxrss, which
     Linux carries over from the parent across fork + exec.
     """
     numba.set_num_threads(threads)
-    ue, ie, train, held = make_problem(n_users, n_items)
-    valid = csr_from_pairs([], [], n_users)
+    ue, ie, train, held = get_problem(name, div)
+    valid = csr_from_pairs([], [], ue.shape[0])
     ex = [train, valid]
     # compile / load kernels on a tiny call first, so JIT memory is not counted as evaluation
     evaluate(ue[:50], ie, (held[0][:51], held[1][: held[0][50]]), exclude=None)
@@ -208,13 +238,14 @@ def main():
                     help="comma-separated thread counts, each used for Numba and for the BLAS "
                          "of the NumPy baselines (default: 1,2; capped at numba's maximum)")
     ap.add_argument("--argpart-users", type=int, default=None,
-                    help="users for the argpartition baseline (default: all on videogame, "
-                         "2,000 on epinions; scaled to all users)")
+                    help="users for the argpartition baseline (default: all, but 2,000 on "
+                         "epinion; scaled to all users)")
     ap.add_argument("--only", choices=sorted(PROBLEMS), default=None)
-    ap.add_argument("--_memprobe", nargs=3, type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--_memprobe", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args._memprobe:
-        memprobe(*args._memprobe)
+        name, div, threads = args._memprobe
+        memprobe(name, int(div), int(threads))
         return
     counts = []
     for part in str(args.threads).split(","):
@@ -234,23 +265,22 @@ def main():
         print(f"\n######## {threads} thread(s): numba threads {numba.get_num_threads()}, "
               f"BLAS threads of the NumPy baselines {blas}")
         try:
-            for name, (nu, ni) in PROBLEMS.items():
+            for name in PROBLEMS:
                 if args.only and name != args.only:
                     continue
-                ap_users = args.argpart_users or (2_000 // div if name == "epinions" else nu)
-                bench(name, nu // div, ni, args.reps, ap_users)
+                ap_users = args.argpart_users or (2_000 // div if name == "epinion" else 10**9)
+                bench(name, div, args.reps, ap_users)
         finally:
             if previous is not None:
                 set_blas_threads(previous)
-        if not args.only or args.only == "epinions":
-            nu, ni = PROBLEMS["epinions"]
+        if not args.only or args.only == "epinion":
             out = subprocess.run(
-                [sys.executable, os.path.abspath(__file__), "--_memprobe", str(nu // div),
-                 str(ni), str(threads)],
+                [sys.executable, os.path.abspath(__file__), "--_memprobe", "epinion", str(div),
+                 str(threads)],
                 capture_output=True, text=True, check=True,
             )
             mem = json.loads(out.stdout.strip().splitlines()[-1])
-            print(f"\n== memory, one evaluate() on epinions size ({nu // div:,} x {ni:,}), "
+            print(f"\n== memory, one evaluate() on the shipped epinion data (1/{div} of the users), "
                   f"{threads} thread(s), fresh process: peak RSS {mem['peak_mb']:.0f} MB "
                   f"(high-water mark before the call {mem['hwm_before_mb']:.0f} MB, RSS at the "
                   f"call {mem['before_mb']:.0f} MB of which embeddings + CSRs "
