@@ -354,6 +354,39 @@ def _group_bound(row, gmax, need):
     return _from_ord(lo)
 
 
+@njit(cache=True, inline="always")
+def _lower_bound(a, lo, hi, x):
+    """The first position in ``a[lo:hi]`` (sorted ascending) whose value is ``>= x`` (``hi`` if
+    none): binary search."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if a[mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True, inline="always")
+def _take(s, item, ex, e, e_end, buf, n, k, thr):
+    """A candidate (score ``s`` >= ``thr``, id ``item``) for the buffer ``buf[:n]``: skipped if
+    excluded (``ex[e:e_end]``, sorted, walked forward), else appended; when the buffer is full,
+    its K best are kept first and the threshold rises (then ``s`` is tested again). Returns the
+    new ``(e, n, thr)``."""
+    while e < e_end and ex[e] < item:
+        e += 1
+    if e < e_end and ex[e] == item:
+        return e, n, thr
+    if n == buf.shape[0]:  # keep the K best, raise the threshold (re-test: it may have passed it)
+        _select(buf, n, k)
+        n = k
+        thr = max(thr, _entry_threshold(buf, k))
+    if s >= thr:
+        buf[n] = _key(s, item)
+        n += 1
+    return e, n, thr
+
+
 @njit(cache=True)
 def _offer(row, col0, ex, ea, eb, keys, size, buf, gmax):
     """Offer items ``col0 .. col0 + len(row) - 1`` (scores ``row``) to one user's top-K.
@@ -363,25 +396,9 @@ def _offer(row, col0, ex, ea, eb, keys, size, buf, gmax):
     scratch. Returns the new number of held keys.
     """
     k = keys.shape[0]
-    cap = buf.shape[0]
     w = row.shape[0]
-    lo = ea
-    hi = eb
-    while lo < hi:  # first excluded id >= col0
-        mid = (lo + hi) >> 1
-        if ex[mid] < col0:
-            lo = mid + 1
-        else:
-            hi = mid
-    e = lo
-    hi = eb
-    while lo < hi:  # first excluded id >= col0 + w
-        mid = (lo + hi) >> 1
-        if ex[mid] < col0 + w:
-            lo = mid + 1
-        else:
-            hi = mid
-    e_end = lo
+    e = _lower_bound(ex, ea, eb, col0)  # the excluded ids in this range: ex[e:e_end]
+    e_end = _lower_bound(ex, e, eb, col0 + w)
     n = size
     for t in range(size):
         buf[t] = keys[t]
@@ -400,34 +417,10 @@ def _offer(row, col0, ex, ea, eb, keys, size, buf, gmax):
             t = trailing_zeros(bits)
             bits &= bits - np.uint64(1)
             j = q * _MASK_BLOCK + t
-            item = col0 + j
-            while e < e_end and ex[e] < item:
-                e += 1
-            if e < e_end and ex[e] == item:
-                continue
-            s = row[j]
-            if n == cap:  # keep the K best, raise the threshold (re-test: it may have passed it)
-                _select(buf, n, k)
-                n = k
-                thr = max(thr, _entry_threshold(buf, k))
-            if s >= thr:
-                buf[n] = _key(s, item)
-                n += 1
+            e, n, thr = _take(row[j], col0 + j, ex, e, e_end, buf, n, k, thr)
     for j in range(nblk * _MASK_BLOCK, w):
-        s = row[j]
-        if s >= thr:
-            item = col0 + j
-            while e < e_end and ex[e] < item:
-                e += 1
-            if e < e_end and ex[e] == item:
-                continue
-            if n == cap:
-                _select(buf, n, k)
-                n = k
-                thr = max(thr, _entry_threshold(buf, k))
-            if s >= thr:
-                buf[n] = _key(s, item)
-                n += 1
+        if row[j] >= thr:
+            e, n, thr = _take(row[j], col0 + j, ex, e, e_end, buf, n, k, thr)
     if n > k:
         _select(buf, n, k)
         n = k
@@ -625,14 +618,7 @@ def _scan_row(row, col0, ex_indices, ea, eb, hs, hi, size):
     over the gaps between consecutive excluded ids. Returns the new heap fill.
     """
     n = row.shape[0]
-    lo = ea
-    hi_ = eb
-    while lo < hi_:  # first excluded id >= col0
-        mid = (lo + hi_) >> 1
-        if ex_indices[mid] < col0:
-            lo = mid + 1
-        else:
-            hi_ = mid
+    lo = _lower_bound(ex_indices, ea, eb, col0)
     pos = 0
     for e in range(lo, eb):
         x = ex_indices[e] - col0
