@@ -4,8 +4,8 @@ Issue 6's target "pmt-bpr within 2x of implicit's BPR epoch" is met with one thr
 two (benchmarks/README.md). This script measures how much restructuring the step could gain at
 most. Its ``fast`` BPR epoch runs only two parallel kernels a step: the negative sampler fused
 into the triplet kernel, and the per-row gather fused into Adam (no G). The per-step Python is cut
-to slicing pre-permuted arrays. It reuses the engine's helpers (``loss_and_delta``,
-``index_rows``, ``_adam_row``, the samplers' RNG and prefetching), is not wired into the package,
+to slicing pre-permuted arrays. It reuses the engine's helpers (``draw_negative``,
+``triplet_sample``, ``index_rows``, ``_adam_row``, prefetching), is not wired into the package,
 and leaves out what the engine's step also does: finiteness checks, loss logging and multi-task
 support.
 
@@ -32,13 +32,13 @@ import numba  # noqa: E402
 from numba import njit, prange  # noqa: E402
 
 from pmtnumba.data import load_dataset  # noqa: E402
-from pmtnumba.data.csr import csr_contains  # noqa: E402
+from pmtnumba.data.samplers import draw_negative  # noqa: E402
 from pmtnumba.data.split import make_split  # noqa: E402
 from pmtnumba.optim.adam import _adam_row  # noqa: E402
 from pmtnumba.prefetch import PREFETCH_AHEAD, prefetch_csr_row, prefetch_row  # noqa: E402
-from pmtnumba.rng import make_key, randbelow  # noqa: E402
+from pmtnumba.rng import make_key  # noqa: E402
 from pmtnumba.tasks.rowgrad import index_rows  # noqa: E402
-from pmtnumba.tasks.triplet import loss_and_delta  # noqa: E402
+from pmtnumba.tasks.triplet import triplet_sample  # noqa: E402
 from pmtnumba.training import FitConfig, Trainer  # noqa: E402
 
 BATCH, DIM, LR, WD, MAX_TRIES = 2048, 32, 0.01, 1e-4, 64
@@ -47,30 +47,11 @@ BATCH, DIM, LR, WD, MAX_TRIES = 2048, 32, 0.01, 1e-4, 64
 @njit(parallel=True, fastmath={"reassoc"})
 def bpr_slots(E, users, items, n_users, n_items, indptr, indices, key, scale, out_rows, out_grads, out_loss):
     """Negative sampling and the triplet kernel in one parallel loop (three slots per sample)."""
-    d = E.shape[1]
     for s in prange(users.shape[0]):
         prefetch_csr_row(users, s, indptr, indices)
         u = users[s]
-        j = randbelow(key, s, 0, n_items)
-        t = 1
-        while t < MAX_TRIES and csr_contains(indptr, indices, u, j):
-            j = randbelow(key, s, t, n_items)
-            t += 1
-        a, b, c = u, items[s] + n_users, j + n_users
-        ea, eb, ec = E[a], E[b], E[c]
-        x = 0.0
-        for k in range(d):
-            x += np.float64(ea[k]) * (np.float64(eb[k]) - np.float64(ec[k]))
-        loss, delta = loss_and_delta(x)
-        out_loss[s] = loss
-        delta = delta * scale
-        o = 3 * s
-        out_rows[o], out_rows[o + 1], out_rows[o + 2] = a, b, c
-        ga, gb, gc = out_grads[o], out_grads[o + 1], out_grads[o + 2]
-        for k in range(d):
-            ga[k] = delta * (np.float64(eb[k]) - np.float64(ec[k]))
-            gb[k] = delta * np.float64(ea[k])
-            gc[k] = -delta * np.float64(ea[k])
+        j = draw_negative(indptr, indices, u, n_items, key, s, MAX_TRIES)
+        out_loss[s] = triplet_sample(E, u, items[s] + n_users, j + n_users, scale, 3 * s, out_rows, out_grads)
 
 
 @njit(parallel=True)

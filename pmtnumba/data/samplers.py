@@ -9,10 +9,23 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
+from numba.extending import register_jitable
 
-from ..rng import randbelow
 from ..prefetch import prefetch_csr_row
+from ..rng import randbelow
 from .csr import csr_contains
+
+
+@register_jitable(inline="always")
+def draw_negative(indptr, indices, r, n_targets, key, s, max_tries):
+    """Sample ``s``'s target uniform over ``[0, n_targets)`` not in row ``r`` of the CSR, by
+    rejection (draws k = 0, 1, ...; after ``max_tries`` draws the last one is kept)."""
+    j = randbelow(key, s, 0, n_targets)
+    t = 1
+    while t < max_tries and csr_contains(indptr, indices, r, j):
+        j = randbelow(key, s, t, n_targets)
+        t += 1
+    return j
 
 
 @njit(parallel=True, cache=True)
@@ -22,13 +35,7 @@ def sample_unlinked(anchors, indptr, indices, n_targets, key, max_tries, out):
     n = anchors.shape[0]
     for s in prange(n):
         prefetch_csr_row(anchors, s, indptr, indices)
-        r = anchors[s]
-        j = randbelow(key, s, 0, n_targets)
-        t = 1
-        while t < max_tries and csr_contains(indptr, indices, r, j):
-            j = randbelow(key, s, t, n_targets)
-            t += 1
-        out[s] = j
+        out[s] = draw_negative(indptr, indices, anchors[s], n_targets, key, s, max_tries)
 
 
 def epoch_batches(n_train: int, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:

@@ -24,8 +24,8 @@ import numpy as np
 from numba import njit, prange
 from numba.extending import register_jitable
 
-from .base import Batch, Task, TaskOutput
 from ..prefetch import PREFETCH_AHEAD, prefetch_row
+from .base import Batch, Task, TaskOutput
 from .rowgrad import reduce_slots
 
 
@@ -37,6 +37,29 @@ def loss_and_delta(x):
     loss = -x + math.log1p(z) if -x > 0.0 else math.log1p(z)
     delta = -(1.0 / (1.0 + z)) if -x >= 0.0 else -(z / (1.0 + z))
     return loss, delta
+
+
+@register_jitable(inline="always")
+def triplet_sample(E, a, b, c, scale, o, out_rows, out_grads):
+    """One triplet (rows ``a``, ``b``, ``c``): writes its three slots ``o, o+1, o+2`` (rows and
+    gradients times ``scale``) and returns its unscaled loss. The math of the module docstring,
+    written once for every kernel that forms triplets."""
+    d = E.shape[1]
+    ea, eb, ec = E[a], E[b], E[c]  # 1-D row views: the loops below vectorise
+    x = 0.0
+    for k in range(d):
+        x += np.float64(ea[k]) * (np.float64(eb[k]) - np.float64(ec[k]))
+    loss, delta = loss_and_delta(x)
+    delta = delta * scale
+    out_rows[o] = a
+    out_rows[o + 1] = b
+    out_rows[o + 2] = c
+    ga, gb, gc = out_grads[o], out_grads[o + 1], out_grads[o + 2]
+    for k in range(d):
+        ga[k] = delta * (np.float64(eb[k]) - np.float64(ec[k]))
+        gb[k] = delta * np.float64(ea[k])
+        gc[k] = -delta * np.float64(ea[k])
+    return loss
 
 
 # The dot product x = e_a . (e_b - e_c) is a float reduction: LLVM vectorises it only if it may
@@ -67,28 +90,12 @@ def triplet_slots(E, a, b, c, scale, out_rows, out_grads, out_loss):
     table mostly miss the cache).
     """
     n = a.shape[0]
-    d = E.shape[1]
     for s in prange(n):
         if s + PREFETCH_AHEAD < n:
             prefetch_row(E, a[s + PREFETCH_AHEAD])
             prefetch_row(E, b[s + PREFETCH_AHEAD])
             prefetch_row(E, c[s + PREFETCH_AHEAD])
-        ea, eb, ec = E[a[s]], E[b[s]], E[c[s]]  # 1-D row views: the loops below vectorise
-        x = 0.0
-        for k in range(d):
-            x += np.float64(ea[k]) * (np.float64(eb[k]) - np.float64(ec[k]))
-        loss, delta = loss_and_delta(x)
-        out_loss[s] = loss
-        delta = delta * scale
-        o = 3 * s
-        out_rows[o] = a[s]
-        out_rows[o + 1] = b[s]
-        out_rows[o + 2] = c[s]
-        ga, gb, gc = out_grads[o], out_grads[o + 1], out_grads[o + 2]
-        for k in range(d):
-            ga[k] = delta * (np.float64(eb[k]) - np.float64(ec[k]))
-            gb[k] = delta * np.float64(ea[k])
-            gc[k] = -delta * np.float64(ea[k])
+        out_loss[s] = triplet_sample(E, a[s], b[s], c[s], scale, 3 * s, out_rows, out_grads)
 
 
 def triplet_loss_grad(E, a, b, c):
