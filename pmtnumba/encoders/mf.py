@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .base import Encoder
+
 
 def xavier_uniform(rows: int, dim: int, rng: np.random.Generator, dtype=np.float32) -> np.ndarray:
     """Xavier/Glorot uniform init of one table: U(-b, b) with ``b = sqrt(6 / (rows + dim))``
@@ -17,16 +19,27 @@ def xavier_uniform(rows: int, dim: int, rng: np.random.Generator, dtype=np.float
     return rng.uniform(-bound, bound, size=(rows, dim)).astype(dtype)
 
 
-class MF:
+def init_table(n_users: int, n_items: int, dim: int, seed: int) -> np.ndarray:
+    """The ``[U+I, d]`` float32 table every encoder starts from (Xavier per user / item table)."""
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0xE4B]))
+    return np.concatenate([xavier_uniform(n_users, dim, rng), xavier_uniform(n_items, dim, rng)])
+
+
+class MF(Encoder):
     """The MF encoder: parameters ``E`` [U+I, d]; output embeddings are ``E`` itself."""
 
     name = "mf"
 
     def __init__(self, n_users: int, n_items: int, dim: int, seed: int):
-        rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0xE4B]))
         self.n_users = n_users
         self.n_items = n_items
-        self.E = np.concatenate([xavier_uniform(n_users, dim, rng), xavier_uniform(n_items, dim, rng)])
+        self.E = init_table(n_users, n_items, dim, seed)
+
+    def forward(self, key=None, train: bool = False) -> np.ndarray:
+        return self.E
+
+    def backward(self, rows, G):
+        return rows, G, {}
 
     @property
     def user_emb(self) -> np.ndarray:

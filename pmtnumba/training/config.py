@@ -15,7 +15,9 @@ class FitConfig:
     aux_sampling: str = "anchored"
     checkpoint_every: int = 1  # epochs between checkpoints in the run directory (0: none)
     record_weights: bool = True  # PMTRec: per-epoch weight distributions (weights.csv)
-    encoder: str = "mf"
+    encoder: str = "mf"  # mf | lightgcn | ngcf
+    layers: int = 3  # propagation layers K of lightgcn / ngcf
+    mess_dropout: float = 0.1  # ngcf message dropout
     dim: int = 32
     batch_size: int = 2048
     lr: float = 1e-2
@@ -46,6 +48,10 @@ class FitConfig:
         need(self.adam_mode in ("sparse", "dense"), f"--adam must be sparse or dense, got {self.adam_mode}")
         need(self.aux_sampling in ("anchored", "independent"),
              f"--aux-sampling must be anchored or independent, got {self.aux_sampling}")
+        need(self.encoder in ("mf", "lightgcn", "ngcf"), f"--encoder must be mf, lightgcn or ngcf, got {self.encoder}")
+        lo = 1 if self.encoder == "ngcf" else 0
+        need(self.layers >= lo, f"--layers must be >= {lo} for {self.encoder}, got {self.layers}")
+        need(0.0 <= self.mess_dropout < 1.0, f"--mess-dropout must be in [0, 1), got {self.mess_dropout}")
         need(self.threads is None or self.threads >= 1, f"--threads must be >= 1, got {self.threads}")
         metric, _, k = self.monitor.partition("@")
         need(metric in ("recall", "ndcg", "hr", "precision", "mrr") and k.isdigit() and int(k) in self.ks,

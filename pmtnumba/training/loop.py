@@ -18,14 +18,14 @@ from ..combiners import make_combiner, StepContext
 from ..data import load_dataset
 from ..data.samplers import epoch_batches
 from ..data.split import SplitData, make_split
-from ..encoders import MF
+from ..encoders import make_encoder
 from ..errors import PmtError
 from ..evaluation import evaluate
 from ..optim import Adam
 from ..tasks import Batch, TaskContext, build_tasks, default_tasks
 from . import runio
 from .config import FitConfig
-from .step import StepWorkspace, train_step
+from .step import StepWorkspace, graph_train_step, train_step
 from .weights import WeightRecorder
 
 
@@ -64,6 +64,7 @@ class TrainState:
     best_epoch: int = 0
     best_valid: dict | None = None
     best_E: np.ndarray | None = None
+    best_dense: dict | None = None  # graph encoders' dense parameters at the best epoch
     bad: int = 0
     t_train: float = 0.0
     curve: list = field(default_factory=list)
@@ -106,8 +107,12 @@ class Trainer:
             self.combiner = make_combiner(cfg.method, **opts)
         except TypeError as exc:  # an option the combiner does not take
             raise ValueError(f"method {cfg.method!r}: {exc}") from None
-        self.encoder = MF(ds.n_users, ds.n_items, cfg.dim, cfg.seed)
+        self.encoder = make_encoder(cfg.encoder, ds.n_users, ds.n_items, cfg.dim, cfg.seed, split.train_users,
+                                    split.train_items, layers=cfg.layers, dropout=cfg.mess_dropout)
         self.adam = Adam(self.encoder.E, lr=cfg.lr, weight_decay=cfg.wd, mode=cfg.adam_mode)
+        # dense parameters (NGCF's weights): one dense Adam each, on a [rows, last axis] view
+        self.dense_adams = {k: Adam(p.reshape(-1, p.shape[-1]), lr=cfg.lr, weight_decay=cfg.wd, mode="sparse")
+                            for k, p in self.encoder.dense_params().items()}
         self.rng = np.random.default_rng(np.random.SeedSequence([int(cfg.seed), 0xC0B]))
 
     # -- evaluation -------------------------------------------------------------------------
@@ -119,7 +124,9 @@ class Trainer:
             heldout, exclude = sp.test, [sp.train, sp.valid]
         else:
             raise ValueError(f"unknown split part {part!r}")
-        return evaluate(self.encoder.user_emb, self.encoder.item_emb, heldout, exclude=exclude, ks=self.cfg.ks)
+        F = self.encoder.output()  # MF: the table itself
+        U = self.encoder.n_users
+        return evaluate(F[:U], F[U:], heldout, exclude=exclude, ks=self.cfg.ks)
 
     # -- checkpoints ------------------------------------------------------------------------
     def _checkpoint(self, out_dir, st: "TrainState") -> None:
@@ -132,6 +139,11 @@ class Trainer:
         }
         arrays = {f"combiner_{k}": np.asarray(v) for k, v in self.combiner.state_dict().items()}
         arrays.update(self.adam.state_dict())
+        for k, p in self.encoder.dense_params().items():
+            arrays[f"enc_{k}"] = p
+            arrays.update({f"dense_{k}_{n}": v for n, v in self.dense_adams[k].state_dict().items()})
+            if st.best_dense is not None:
+                arrays[f"best_enc_{k}"] = st.best_dense[k]
         runio.write_npz(
             Path(out_dir) / CHECKPOINT, compress=False, E=self.encoder.E,
             best_E=st.best_E if st.best_E is not None else np.zeros((0,) + self.encoder.E.shape[1:], self.encoder.E.dtype),
@@ -155,6 +167,14 @@ class Trainer:
             raise PmtError(f"{path}: embedding shape {data['E'].shape} does not match {self.encoder.E.shape}")
         self.encoder.E[...] = data["E"]
         self.adam.load_state_dict(data)
+        best_dense = None
+        for k, p in self.encoder.dense_params().items():
+            p[...] = data[f"enc_{k}"]
+            pre = f"dense_{k}_"
+            self.dense_adams[k].load_state_dict({n[len(pre):]: v for n, v in data.items() if n.startswith(pre)})
+            if f"best_enc_{k}" in data:
+                best_dense = best_dense or {}
+                best_dense[k] = data[f"best_enc_{k}"]
         self.combiner.load_state_dict({k[9:]: v for k, v in data.items() if k.startswith("combiner_")})
         self.rng.bit_generator.state = meta["rng"]
         if self.weights is not None and meta.get("weights") is not None:
@@ -162,7 +182,7 @@ class Trainer:
         return TrainState(
             epoch=meta["epoch"], step=meta["step"], best_value=meta["best_value"], best_epoch=meta["best_epoch"],
             best_valid=meta["best_valid"], best_E=data["best_E"] if data["best_E"].size else None, bad=meta["bad"],
-            t_train=meta["t_train"], curve=meta["curve"],
+            t_train=meta["t_train"], curve=meta["curve"], best_dense=best_dense,
         )
 
     # -- training ---------------------------------------------------------------------------
@@ -191,7 +211,8 @@ class Trainer:
         n_train = sp.train_users.shape[0]
         if n_train == 0:
             raise ValueError(f"data set {sp.dataset.name!r} has no training interactions")
-        ws = StepWorkspace(self.tasks, cfg.batch_size, E.shape[0], cfg.dim, E.dtype)
+        ws = StepWorkspace(self.tasks, cfg.batch_size, E.shape[0], self.encoder.out_dim, E.dtype)
+        mf = self.encoder.name == "mf"  # MF keeps its own (sparse-row) step path
         ratings = sp.train_ratings
         stopped_early = st.bad >= cfg.patience
         for epoch in range(st.epoch + 1, cfg.epochs + 1):
@@ -206,7 +227,11 @@ class Trainer:
                 st.step += 1
                 batch = Batch(sp.train_users[bidx], sp.train_items[bidx], None if ratings is None else ratings[bidx])
                 ctx = StepContext(epoch=epoch, step=st.step, rng=self.rng, n_users=sp.n_users)
-                losses, pairs = train_step(E, self.tasks, batch, self.combiner, self.adam, ctx, cfg.seed, ws)
+                if mf:
+                    losses, pairs = train_step(E, self.tasks, batch, self.combiner, self.adam, ctx, cfg.seed, ws)
+                else:
+                    losses, pairs = graph_train_step(self.encoder, self.tasks, batch, self.combiner, self.adam,
+                                                     self.dense_adams, ctx, cfg.seed, ws)
                 if self.weights is not None:
                     self.weights.observe(ctx.rows, self.combiner.last_weights)
                 loss_sum += losses * pairs
@@ -230,6 +255,8 @@ class Trainer:
                     rec[f"valid_{k}"] = val[k]
                 if st.best_E is None or val[cfg.monitor] > st.best_value:
                     st.best_value, st.best_epoch, st.best_valid, st.best_E = val[cfg.monitor], epoch, val, E.copy()
+                    if not mf:
+                        st.best_dense = {k: p.copy() for k, p in self.encoder.dense_params().items()}
                     st.bad = 0
                 else:
                     st.bad += 1
@@ -249,15 +276,18 @@ class Trainer:
         if st.best_E is None:
             raise PmtError("no validation ran: nothing to restore (check --epochs and --eval-every)")
         E[...] = st.best_E
+        for k, p in self.encoder.dense_params().items():
+            p[...] = st.best_dense[k]
         test = self.evaluate("test")
+        F = self.encoder.output()
         result = FitResult(
             config=cfg.to_dict(),
             best_epoch=st.best_epoch,
             best_valid=st.best_valid,
             test=test,
             curve=st.curve,
-            user_emb=self.encoder.user_emb.copy(),
-            item_emb=self.encoder.item_emb.copy(),
+            user_emb=F[: self.encoder.n_users].copy(),
+            item_emb=F[self.encoder.n_users :].copy(),
             stopped_early=stopped_early,
             train_seconds=st.t_train,
         )

@@ -102,3 +102,92 @@ def train_step(E, tasks, batch, combiner: Combiner, adam: Adam, ctx: StepContext
         )
     adam.step(rows, g)
     return losses, pairs
+
+
+# --------------------------------------------------------------------------------------------
+# Graph encoders (LightGCN, NGCF): one forward, per-task backward, combine, Adam
+#
+# MF keeps :func:`train_step` above (its final embeddings are its parameters). A graph encoder's
+# step is
+#
+#     F                 = encoder.forward(key)                    (one forward per step)
+#     rows, G [T, R, d'] = the tasks on F                          (multitask_gradients, as MF)
+#     rows0, G0, dense  = encoder.backward(rows, G)               (per-task gradients on E's rows
+#                                                                  and on dense parameters)
+#     combine (below), then the row Adam on rows0 and one Adam per dense parameter.
+#
+# How the combiners see the dense parameters (NGCF's W1, W2, b):
+#
+# * Row-wise combiners (EW, PMTRec and its ablations) work per parameter "row" with their own
+#   per-task norms. Embedding rows are users and items, as with MF (Algorithm 1). A weight matrix
+#   (or bias) of one layer is shared by every user and item: it is one "row" of its own, its
+#   per-task norms the norms of the whole matrix's per-task gradients, so PMTRec gives it one
+#   softmax over the tasks. Splitting it into its d rows would invent a personalisation the
+#   parameter does not have (a row of W1 belongs to an input dimension, not to a user), and
+#   putting it in with the embedding rows would let its much larger gradients dominate nothing
+#   (each row has its own softmax anyway). EW's result is the plain sum either way.
+# * Task-wise baselines (RLW, GradDrop, PCGrad, GradVac, CAGrad, Aligned-MTL, Nash-MTL) treat
+#   all shared parameters as one vector, as in LibMTL: the embedding rows and every dense
+#   parameter are concatenated per task into one [T, D] matrix and combined once, so their task
+#   weights and projections account for the weights too.
+
+ENCODER_STREAM = 1 << 20  # random stream of the encoder's training noise (tasks use 0 .. T-1)
+
+
+def combine_encoder_gradients(combiner: Combiner, ctx: StepContext, rows0, G0, dense: dict):
+    """Combine per-task gradients on E's rows (``G0 [T, R0, d]``) and dense parameters
+    (``dense[name] [T, *shape]``, leading axis = layers) into one gradient each: returns
+    ``(g0 [R0, d], {name: [*shape]})``. ``ctx.rows`` is set to ``rows0``."""
+    from ..combiners.taskwise import TaskwiseCombiner
+
+    T = G0.shape[0]
+    ctx.rows = rows0
+    if not dense:
+        return combiner(G0, ctx), {}
+    if isinstance(combiner, TaskwiseCombiner):
+        parts = [G0.reshape(T, -1)] + [g.reshape(T, -1) for g in dense.values()]
+        flat = np.concatenate(parts, axis=1)[:, None, :]
+        g = combiner(flat, ctx).reshape(-1)
+        out, o = {}, G0.shape[1] * G0.shape[2]
+        g0 = g[:o].reshape(G0.shape[1:])
+        for name, gp in dense.items():
+            n = gp[0].size
+            out[name] = g[o:o + n].reshape(gp.shape[1:])
+            o += n
+        return g0, out
+    out = {}
+    for name, gp in dense.items():  # one "row" per layer's matrix / bias
+        pctx = StepContext(epoch=ctx.epoch, step=ctx.step, rng=ctx.rng, rows=None, n_users=0)
+        Gp = np.ascontiguousarray(gp.reshape(T, gp.shape[1], -1))
+        out[name] = combiner(Gp, pctx).reshape(gp.shape[1:])
+    ctx.rows = rows0  # the embedding rows last: ``last_weights`` of PMTRec are theirs
+    return combiner(G0, ctx), out
+
+
+def graph_train_step(encoder, tasks, batch, combiner: Combiner, adam: Adam, dense_adams: dict,
+                     ctx: StepContext, seed: int, ws: StepWorkspace):
+    """One step of a graph encoder (LightGCN, NGCF); returns the per-task mean losses and pair
+    counts. ``ws`` is built for the encoder's output width; ``dense_adams[name]`` updates
+    ``encoder.dense_params()[name]``."""
+    F = encoder.forward(key=make_key(seed, ctx.epoch, ctx.step, ENCODER_STREAM), train=True)
+    rows, G, losses, pairs = multitask_gradients(F, tasks, batch, seed, ctx.epoch, ctx.step, ws)
+    if not (np.isfinite(losses).all() and all_finite(G)):
+        for t, task in enumerate(tasks):
+            if not np.isfinite(losses[t]) or not all_finite(G[t]):
+                what = "loss" if not np.isfinite(losses[t]) else "gradient"
+                raise TrainingDiverged(
+                    f"training diverged: task {task.name!r} has a non-finite {what} at epoch {ctx.epoch}, "
+                    f"step {ctx.step}; try a smaller --lr"
+                )
+    rows0, G0, dense = encoder.backward(rows, G)
+    g0, gd = combine_encoder_gradients(combiner, ctx, rows0, G0, dense)
+    if not (all_finite(g0) and all(all_finite(v) for v in gd.values())):
+        raise TrainingDiverged(
+            f"training diverged: the {combiner.name} combiner produced a non-finite gradient at epoch "
+            f"{ctx.epoch}, step {ctx.step}"
+        )
+    adam.step(rows0, g0)
+    for name, g in gd.items():
+        a = dense_adams[name]
+        a.step(np.arange(a.E.shape[0], dtype=np.int64), g.reshape(a.E.shape))
+    return losses, pairs
