@@ -97,6 +97,9 @@ def _per_method_options(methods, alpha, tau, drop_absent, pairs) -> dict[str, di
 @click.option("--drop-absent", is_flag=True, help="PMTRec: leave tasks with a zero gradient on a row out of its softmax.")
 @click.option("-o", "--method-opt", "method_opts", multiple=True, metavar="METHOD:KEY=VALUE",
               help="A hyper-parameter of one method, e.g. -o cagrad:calpha=0.4 -o rlw:per=epoch; lr and wd override the training settings for that method, e.g. -o pmtrec:wd=1e-5 (repeatable).")
+@click.option("--encoder", default="mf", show_default=True, type=click.Choice(["mf", "lightgcn", "ngcf"]),
+              help="Encoder of the final embeddings (every method trains the same encoder).")
+@click.option("--layers", default=3, show_default=True, type=int, help="Propagation layers K (lightgcn, ngcf).")
 @click.option("--dim", default=32, show_default=True, type=int)
 @click.option("--batch-size", default=2048, show_default=True, type=int)
 @click.option("--lr", default=1e-2, show_default=True, type=float)
@@ -118,7 +121,7 @@ def _per_method_options(methods, alpha, tau, drop_absent, pairs) -> dict[str, di
               help="Keep the finished runs of an earlier comparison in --out (same settings) and run the missing ones.")
 @click.option("--quiet", is_flag=True, help="No progress output; only the final table.")
 @friendly_errors
-def compare(dataset, methods, seeds, tasks, alpha, tau, drop_absent, method_opts, dim, batch_size, lr, wd, epochs,
+def compare(dataset, methods, seeds, tasks, alpha, tau, drop_absent, method_opts, encoder, layers, dim, batch_size, lr, wd, epochs,
             patience, eval_every, monitor, threads, data_dir, out_dir, run_dirs, record_weights, resume, quiet):
     """Train several methods on the same splits (one per seed) and tabulate mean ± std test metrics.
 
@@ -136,7 +139,7 @@ def compare(dataset, methods, seeds, tasks, alpha, tau, drop_absent, method_opts
     opts = _per_method_options(method_list, alpha, tau, drop_absent, method_opts)
     cfg = FitConfig(
         dataset=dataset, tasks=None if tasks is None else [t.strip() for t in tasks.split(",") if t.strip()],
-        method=method_list[0], dim=dim, batch_size=batch_size, lr=lr, wd=wd, epochs=epochs, patience=patience,
+        method=method_list[0], encoder=encoder, layers=layers, dim=dim, batch_size=batch_size, lr=lr, wd=wd, epochs=epochs, patience=patience,
         eval_every=eval_every, monitor=monitor, threads=threads, data_dir=data_dir, record_weights=record_weights,
     )
     cfg.validate()

@@ -35,6 +35,10 @@ def main():
 @click.option("-o", "--method-opt", "method_opts", multiple=True, metavar="KEY=VALUE",
               help="Other combiner hyper-parameters, e.g. -o calpha=0.4, -o beta=0.5, -o per=epoch (repeatable).")
 @click.option("--gamma", default=None, type=float, help="DirectAU uniformity weight (align_uniform task; default 1).")
+@click.option("--encoder", default="mf", show_default=True, type=click.Choice(["mf", "lightgcn", "ngcf"]),
+              help="Encoder of the final embeddings: the table itself (mf) or graph propagation.")
+@click.option("--layers", default=3, show_default=True, type=int, help="Propagation layers K (lightgcn, ngcf).")
+@click.option("--mess-dropout", default=0.1, show_default=True, type=float, help="NGCF message dropout.")
 @click.option("--dim", default=32, show_default=True, type=int)
 @click.option("--batch-size", default=2048, show_default=True, type=int)
 @click.option("--lr", default=None, type=float,
@@ -58,7 +62,7 @@ def main():
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @friendly_errors
-def fit(dataset, tasks, method, alpha, tau, drop_absent, method_opts, gamma, dim, batch_size, lr, wd, adam_mode, epochs, patience, eval_every, monitor,
+def fit(dataset, tasks, method, alpha, tau, drop_absent, method_opts, gamma, encoder, layers, mess_dropout, dim, batch_size, lr, wd, adam_mode, epochs, patience, eval_every, monitor,
         seed, threads, aux_sampling, data_dir, out_dir, record_weights, checkpoint_every, resume, quiet):
     """Train embeddings with early stopping and report test metrics of the best epoch."""
     from pmtnumba.data import SHIPPED
@@ -75,7 +79,8 @@ def fit(dataset, tasks, method, alpha, tau, drop_absent, method_opts, gamma, dim
     cfg = FitConfig(
         dataset=dataset, tasks=task_list,
         method=method, method_options=method_options(method, alpha, tau, drop_absent, method_opts),
-        task_options={} if gamma is None else {"align_uniform": {"gamma": gamma}}, dim=dim, batch_size=batch_size, lr=lr, wd=wd, adam_mode=adam_mode, epochs=epochs,
+        task_options={} if gamma is None else {"align_uniform": {"gamma": gamma}}, encoder=encoder, layers=layers,
+        mess_dropout=mess_dropout, dim=dim, batch_size=batch_size, lr=lr, wd=wd, adam_mode=adam_mode, epochs=epochs,
         patience=patience, eval_every=eval_every, monitor=monitor, seed=seed, threads=threads,
         aux_sampling=aux_sampling, data_dir=data_dir, record_weights=record_weights,
         checkpoint_every=checkpoint_every,
@@ -85,7 +90,7 @@ def fit(dataset, tasks, method, alpha, tau, drop_absent, method_opts, gamma, dim
     reporter.names = [t.name for t in trainer.tasks]
     ds = trainer.split.dataset
     click.echo(f"{ds.name}: {ds.n_users} users, {ds.n_items} items, {trainer.split.train_users.size} train "
-               f"interactions | tasks {','.join(cfg.tasks)} | method {cfg.method} | lr {cfg.lr:g} wd {cfg.wd:g}", err=True)
+               f"interactions | encoder {cfg.encoder} | tasks {','.join(cfg.tasks)} | method {cfg.method} | lr {cfg.lr:g} wd {cfg.wd:g}", err=True)
     result = trainer.fit(out_dir=out_dir, resume=resume)
     click.echo(f"best epoch {result.best_epoch} ({len(result.curve)} run, {result.train_seconds:.1f}s training)")
     print_metrics(result.test, cfg.ks)
