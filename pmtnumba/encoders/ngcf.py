@@ -92,10 +92,12 @@ def _layer_forward(S, E, W1, W2, b, key, layer, thr, inv_keep, Z, Enext):
 
 
 @njit(parallel=True, cache=True)
-def _layer_backward_rows(gE, Z, S, E, W1, W2, key, layer, thr, inv_keep, dF, col0, gZ, gS, acc):
+def _layer_backward_rows(gE, Z, S, E, W1T, W2T, key, layer, thr, inv_keep, dF, col0, gZ, gS, acc):
     """Per row and task: ``gZ``, ``gS = gM + gP * E`` and ``acc = dF_k + gM + gP * S`` (the
-    direct part of gE^(k); the caller adds ``L gS``). ``gE``, ``gZ``, ``gS``, ``acc`` are
-    [T, N, d]; ``dF`` [T, N, d(K+1)] with this layer's input block at column ``col0``."""
+    direct part of gE^(k); the caller adds ``L gS``), with ``gM = W1 gz`` and ``gP = W2 gz`` summed
+    as rows of the transposes ``W1T``, ``W2T`` (an elementwise loop that vectorises). ``gE``,
+    ``gZ``, ``gS``, ``acc`` are [T, N, d]; ``dF`` [T, N, d(K+1)] with this layer's input block at
+    column ``col0``."""
     T, N, d = gE.shape
     for r in prange(N):
         z = Z[r]
@@ -107,19 +109,24 @@ def _layer_backward_rows(gE, Z, S, E, W1, W2, key, layer, thr, inv_keep, dF, col
             for c in range(d):
                 f = 1.0 if z[c] > 0 else SLOPE
                 gz[c] = ge[c] * (f * dropout_scale(key, r, layer, c, d, thr, inv_keep))
-            gs = gS[t, r]
-            a = acc[t, r]
+            gm = gS[t, r]  # gM accumulates here, then becomes gS
+            gp = acc[t, r]  # gP accumulates here, then becomes acc
+            for j in range(d):
+                gm[j] = 0
+                gp[j] = 0
+            for c in range(d):
+                g = gz[c]
+                w1 = W1T[c]
+                w2 = W2T[c]
+                for j in range(d):
+                    gm[j] += g * w1[j]
+                    gp[j] += g * w2[j]
             df = dF[t, r]
             for j in range(d):
-                w1 = W1[j]
-                w2 = W2[j]
-                gm = 0.0
-                gp = 0.0
-                for c in range(d):
-                    gm += gz[c] * w1[c]
-                    gp += gz[c] * w2[c]
-                gs[j] = gm + gp * e[j]
-                a[j] = df[col0 + j] + (gm + gp * s[j])
+                m = gm[j]
+                q = gp[j]
+                gm[j] = m + q * e[j]
+                gp[j] = df[col0 + j] + (m + q * s[j])
 
 
 @njit(parallel=True, cache=True)
@@ -226,7 +233,9 @@ class NGCF(Encoder):
         thr = self._train_thr
         for k in range(K - 1, -1, -1):
             S, Ek = self._S[k], self._Es[k]
-            _layer_backward_rows(gE, self._Z[k], S, Ek, self.W1[k], self.W2[k], self._key, k, thr,
+            W1T = np.ascontiguousarray(self.W1[k].T)
+            W2T = np.ascontiguousarray(self.W2[k].T)
+            _layer_backward_rows(gE, self._Z[k], S, Ek, W1T, W2T, self._key, k, thr,
                                  self._inv_keep(thr), dF, k * d, gZ, gS, acc)
             _weight_grads(gZ, S, Ek, part)
             tot = part.sum(axis=0)  # chunks in a fixed order (NumPy's pairwise sum over a fixed shape)
