@@ -141,10 +141,18 @@ def test_variants():
     G = random_G(rng, T=3, R=40)
     ctx = StepContext(epoch=9)
     full = make_combiner("pmtrec", alpha=1.2, tau=0.5)
-    nofocus = make_combiner("pmtrec-nofocus", alpha=1.2, tau=0.5)
-    nobalance = make_combiner("pmtrec-nobalance", alpha=1.2, tau=0.5)
+    nofocus = make_combiner("pmtrec-nofocus", tau=0.5)
+    nobalance = make_combiner("pmtrec-nobalance", alpha=1.2)
     assert (nofocus.alpha, nofocus.tau) == (1.0, 0.5)
     assert (nobalance.alpha, nobalance.tau) == (1.2, 1.0)
+    assert nobalance.config() == {"variant": "pmtrec-nobalance", "alpha": 1.2, "tau": 1.0, "drop_absent": False}
+    # a value the ablation would override is an error, never silently replaced; its own value is fine
+    with pytest.raises(ValueError, match=r"pmtrec-nobalance: tau is fixed at 1 by this ablation, got tau=1e-06"):
+        make_combiner("pmtrec-nobalance", alpha=1.2, tau=1e-6)
+    with pytest.raises(ValueError, match=r"pmtrec-nofocus: alpha is fixed at 1 by this ablation, got alpha=1.2"):
+        make_combiner("pmtrec-nofocus", alpha=1.2)
+    assert make_combiner("pmtrec-nobalance", tau=1.0).tau == 1.0
+    assert (make_combiner("pmtrec").alpha, make_combiner("pmtrec").tau) == (1.1, 1e-4)
     np.testing.assert_allclose(full(G, ctx), pmtrec_reference(G, 1.2, 0.5, 9)[0], rtol=1e-12)
     np.testing.assert_allclose(nofocus(G, ctx), pmtrec_reference(G, 1.0, 0.5, 9)[0], rtol=1e-12)
     np.testing.assert_allclose(nobalance(G, ctx), pmtrec_reference(G, 1.2, 1.0, 9)[0], rtol=1e-12)

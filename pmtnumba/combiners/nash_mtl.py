@@ -197,3 +197,6 @@ class NashMTL(TaskwiseCombiner):
 
     def config(self) -> dict:
         return {"max_norm": self.max_norm, "update_every": self.update_every, "tol": self.tol}
+
+    def events(self) -> dict:
+        return {"fallbacks": self.fallbacks}

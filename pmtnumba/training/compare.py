@@ -94,14 +94,9 @@ def _split_fingerprint(labels: np.ndarray) -> str:
 
 
 def _versions() -> dict:
-    import platform
+    from ..provenance import versions
 
-    import numba
-
-    from .. import __version__
-
-    return {"pmtnumba": __version__, "numba": numba.__version__, "numpy": np.__version__,
-            "python": platform.python_version()}
+    return versions()
 
 
 #: Per-method options that are training settings, not combiner hyper-parameters: ``-o ew:wd=1e-5``.
@@ -162,6 +157,8 @@ def _run_record(method: str, seed: int, split_hash: str, result, monitor: str) -
         "split_sha1": split_hash,
         f"valid_{monitor}": result.best_valid[monitor],
     }
+    for k in dict.fromkeys(k for r in result.curve for k in r if k.startswith("combiner_")):
+        rec[k] = sum(r.get(k, 0) for r in result.curve)  # e.g. Nash-MTL fallbacks over the run
     rec.update({k: v for k, v in result.test.items()})
     return rec
 

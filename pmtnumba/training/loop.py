@@ -22,6 +22,7 @@ from ..encoders import MF
 from ..errors import PmtError
 from ..evaluation import evaluate
 from ..optim import Adam
+from ..provenance import versions
 from ..tasks import Batch, TaskContext, build_tasks, default_tasks
 from . import runio
 from .config import FitConfig
@@ -109,6 +110,22 @@ class Trainer:
         self.encoder = MF(ds.n_users, ds.n_items, cfg.dim, cfg.seed)
         self.adam = Adam(self.encoder.E, lr=cfg.lr, weight_decay=cfg.wd, mode=cfg.adam_mode)
         self.rng = np.random.default_rng(np.random.SeedSequence([int(cfg.seed), 0xC0B]))
+        self._versions = None
+
+    def run_config(self) -> dict:
+        """What ``config.json`` records: the configuration as given, the hyper-parameters the
+        combiner and each task really use (``effective``; e.g. an ablation's fixed tau, a task's
+        defaults) and what produced the run (``versions``: package, git commit, libraries)."""
+        if self._versions is None:
+            self._versions = versions()
+        return {
+            **self.cfg.to_dict(),
+            "effective": {
+                "method": {"name": self.combiner.name, **self.combiner.config()},
+                "tasks": {t.name: t.config() for t in self.tasks},
+            },
+            "versions": self._versions,
+        }
 
     # -- evaluation -------------------------------------------------------------------------
     def evaluate(self, part: str = "valid") -> dict:
@@ -200,7 +217,7 @@ class Trainer:
                 st = self._resume(out_dir)
                 self.reporter.message(f"resuming {out_dir} after epoch {st.epoch}")
         if out_dir is not None:
-            runio.write_json(Path(out_dir) / "config.json", cfg.to_dict())
+            runio.write_json(Path(out_dir) / "config.json", self.run_config())
         if cfg.threads is not None:
             numba.set_num_threads(min(cfg.threads, numba.config.NUMBA_NUM_THREADS))
         if self.split.train_users.shape[0] == 0:
@@ -209,13 +226,14 @@ class Trainer:
 
     def _run_epoch(self, epoch: int, st: TrainState, ws: StepWorkspace, out_dir) -> dict:
         """One pass over the shuffled training pairs; returns the epoch's curve record so far
-        (seconds and pair-weighted mean loss per task)."""
+        (seconds, pair-weighted mean loss per task, the combiner's event counts of the epoch)."""
         cfg, sp = self.cfg, self.split
         ratings = sp.train_ratings
         batches = epoch_batches(sp.train_users.shape[0], cfg.batch_size, cfg.seed, epoch)
         self.reporter.epoch_start(epoch, len(batches))
         loss_sum = np.zeros(len(self.tasks))
         pair_sum = np.zeros(len(self.tasks))
+        events0 = self.combiner.events()
         t0 = time.perf_counter()
         for bidx in batches:
             st.step += 1
@@ -237,6 +255,8 @@ class Trainer:
         rec = {"epoch": epoch, "train_seconds": round(t_epoch, 4)}
         for t, task in enumerate(self.tasks):
             rec[f"loss_{task.name}"] = float(loss_sum[t] / pair_sum[t]) if pair_sum[t] else float("nan")
+        for k, n in self.combiner.events().items():  # e.g. Nash-MTL's fallbacks during this epoch
+            rec[f"combiner_{k}"] = n - events0[k]
         return rec
 
     def _validate(self, epoch: int, st: TrainState, rec: dict) -> None:
@@ -273,7 +293,7 @@ class Trainer:
             raise PmtError("no validation ran: nothing to restore (check --epochs and --eval-every)")
         self.encoder.E[...] = st.best_E
         result = FitResult(
-            config=self.cfg.to_dict(),
+            config=self.run_config(),
             best_epoch=st.best_epoch,
             best_valid=st.best_valid,
             test=self.evaluate("test"),
