@@ -26,6 +26,8 @@ from pmtnumba.combiners.gram import gram, weighted_sum
 from pmtnumba.combiners.nash_mtl import nash_mtl_residual, nash_mtl_solve
 from pmtnumba.combiners.rlw import rlw_weights
 
+from .conftest import several_threads
+
 D = 600
 
 
@@ -83,7 +85,7 @@ def test_gram_bit_identical_across_thread_counts():
     try:
         numba.set_num_threads(1)
         A1, g1 = gram(G), pcgrad_combine(G, np.random.default_rng(5))
-        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        numba.set_num_threads(several_threads())
         A2, g2 = gram(G), pcgrad_combine(G, np.random.default_rng(5))
     finally:
         numba.set_num_threads(saved)

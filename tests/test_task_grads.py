@@ -20,7 +20,7 @@ from pmtnumba.tasks.rating import rating_loss_grad
 from pmtnumba.tasks.triplet import triplet_loss_grad
 from pmtnumba.training.step import StepWorkspace, multitask_gradients
 
-from .conftest import synthetic_dataset
+from .conftest import several_threads, synthetic_dataset
 
 ALL = list(gc.ALL_TASKS)
 
@@ -334,7 +334,7 @@ def test_link_and_directau_same_bits_any_thread_count(mode):
     n0 = numba.get_num_threads()
     try:
         r1, G1, l1 = _slot_sums(names, mode, 1, ds, sp)
-        r2, G2, l2 = _slot_sums(names, mode, min(2, numba.config.NUMBA_NUM_THREADS), ds, sp)
+        r2, G2, l2 = _slot_sums(names, mode, several_threads(), ds, sp)
     finally:
         numba.set_num_threads(n0)
     assert np.array_equal(r1, r2)

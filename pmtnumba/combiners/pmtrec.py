@@ -367,6 +367,25 @@ def _pmtrec_rows(G, focus, tau, drop_absent, out, W):  # pragma: no cover - comp
         _weighted_sum_block(G, r0, m, W, out)
 
 
+def pmtrec_reference(G, alpha: float, tau: float, epoch: int):
+    """PMTRec as Algorithm 1 reads (lines 8-12), in plain NumPy: the definition that the tests
+    and docs/worked_example.py use and :func:`pmtrec_combine` is checked against.
+
+    ``G`` [T, R, d]: row gradients of the T tasks (task 0 the main RecSys task) on R rows;
+    ``epoch`` is s, starting at 1. Returns the combined gradient [R, d] and the weights [R, T]
+    (float64). The fast kernel computes the same with a fused, cache-blocked, overflow-safe loop
+    and an option for absent tasks; this one is for reading.
+    """
+    Grads = np.asarray(G, dtype=np.float64)       # line 8: Grads = Stack(Grad, dim=0)   [T, R, d]
+    Norm = np.linalg.norm(Grads, axis=-1)         # line 9: Norm = Norm(Grads, dim=-1)   [T, R]
+    Norm[0] = Norm[0] * float(alpha) ** epoch     # line 10: task focusing on the main task
+    z = Norm / tau                                # line 11: Attn = Softmax(Norm / tau, dim=0)
+    z = z - z.max(axis=0, keepdims=True)          #   (the log-sum-exp shift the paper mentions)
+    Attn = np.exp(z) / np.exp(z).sum(axis=0, keepdims=True)
+    grad = (Attn[:, :, None] * Grads).sum(axis=0)  # line 12: Sum(Attn.unsqueeze(-1) * Grads, dim=0)
+    return grad, Attn.T
+
+
 def focus_factor(alpha: float, epoch: int) -> float:
     """``alpha ** epoch`` in float64; inf (not an exception) when it overflows."""
     with np.errstate(over="ignore"):
