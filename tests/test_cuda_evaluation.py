@@ -153,15 +153,19 @@ def test_topk_kernel_equals_cpu_kernel(cuda_sim):
 
 
 @pytest.fixture
-def few_topk_threads(monkeypatch):
-    """Small top-K blocks: the simulator runs every thread as a Python thread."""
+def small_cuda_blocks(monkeypatch):
+    """Small GEMM and top-K blocks (the simulator runs every thread as a Python thread), so that
+    tiny problems still span several GEMM tiles, strides and selects."""
     from pmtnumba.evaluation import topk_cuda
 
+    monkeypatch.setattr(topk_cuda, "GEMM_SIDE", 4)
+    monkeypatch.setattr(topk_cuda, "GEMM_REG", 2)
+    monkeypatch.setattr(topk_cuda, "GEMM_BK", 3)
     monkeypatch.setattr(topk_cuda, "TOPK_THREADS", 8)
     monkeypatch.setattr(topk_cuda, "TOPK_PER_THREAD", 2)
 
 
-def test_cuda_evaluation_exact_scores_with_ties(cuda_sim, few_topk_threads):
+def test_cuda_evaluation_exact_scores_with_ties(cuda_sim, small_cuda_blocks):
     """Small-integer embeddings: every score is exact in float32 whatever the summation order,
     so ids, scores and metrics must be identical; scores tie a lot."""
     rng = np.random.default_rng(11)
@@ -186,7 +190,7 @@ def test_cuda_evaluation_exact_scores_with_ties(cuda_sim, few_topk_threads):
         assert gpu == cpu and 0 < gpu["n_users"] < n_users
 
 
-def test_cuda_evaluation_random_floats_device_inputs(cuda_sim, few_topk_threads):
+def test_cuda_evaluation_random_floats_device_inputs(cuda_sim, small_cuda_blocks):
     """Random float embeddings, given as device arrays: identical ids and metrics, scores within
     float32 rounding (different summation orders)."""
     rng = np.random.default_rng(5)

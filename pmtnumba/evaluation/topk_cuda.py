@@ -5,12 +5,12 @@ imports this module; :func:`pmtnumba.evaluation.ranking.evaluate` and
 :func:`~pmtnumba.evaluation.ranking.topk_for_users` load it only for ``device="cuda"``.
 
 Per chunk of users (as many as fit ``max_buffer_bytes`` of float32 scores, 1 GiB by default:
-906 users on Epinions' 296,278 items) two kernels run, and only the ``[n_users, K]`` lists of
+896 users on Epinions' 296,278 items) two kernels run, and only the ``[n_users, K]`` lists of
 item ids and scores come back to the host at the end:
 
-:func:`scores_kernel` (CPU counterpart: the BLAS ``np.matmul`` of ``ranking._topk_tiled``)
+``scores_kernel(side, reg, bk)`` (CPU counterpart: the BLAS ``np.matmul`` of ``ranking._topk_tiled``)
     A tiled shared-memory GEMM, ``scores[b, j] = user_emb[rows[b]] . item_emb[j]``. A block of
-    16 x 16 threads computes a 64-user x 64-item tile, each thread a 4 x 4 grid of outputs
+    16 x 16 threads computes a 128-user x 128-item tile, each thread an 8 x 8 grid of outputs
     (users ``ty + 16 p``, items ``tx + 16 q``: coalesced stores, conflict-free shared reads);
     the embedding width is walked in steps of 16 through shared memory (rows padded to 17
     floats). User rows are gathered by ``rows`` inside the kernel, so the user embeddings are
@@ -59,14 +59,11 @@ __all__ = [
 #: Upper bound on the device score buffer ([chunk, I] float32), in bytes.
 DEFAULT_GPU_BUFFER_BYTES = 2**30
 
-# GEMM tiling: TPB x TPB threads, each REG x REG outputs; BK embedding columns per shared step.
-TPB = 16
-REG = 4
-BM = TPB * REG  # users per tile
-BN = TPB * REG  # items per tile
-BK = 16
-_BK_PAD = BK + 1  # shared rows padded by one float: no bank conflicts
-_LOADS = BM * BK // (TPB * TPB)  # shared-memory elements each thread loads per operand and step
+# GEMM tiling: GEMM_SIDE x GEMM_SIDE threads, each GEMM_REG x GEMM_REG outputs (a tile of
+# GEMM_SIDE * GEMM_REG users x as many items); GEMM_BK embedding columns per shared-memory step.
+GEMM_SIDE = 16
+GEMM_REG = 8
+GEMM_BK = 16
 
 # Top-K: threads per block (one block per user) and items each thread reads per stride.
 TOPK_THREADS = 128
@@ -81,54 +78,73 @@ def require_gpu() -> None:
         )
 
 
-@cuda.jit
-def scores_kernel(user_emb, rows, item_emb, out):
-    """``out[b, j] = sum_k user_emb[rows[b], k] * item_emb[j, k]`` for ``b < out.shape[0]``,
-    ``j < out.shape[1]`` (float32, one fused multiply-add per k, k in increasing order).
+@lru_cache(maxsize=None)
+def scores_kernel(side: int = GEMM_SIDE, reg: int = GEMM_REG, bk: int = GEMM_BK):
+    """The scoring GEMM for ``side x side`` threads of ``reg x reg`` outputs (compiled once per
+    argument set): ``out[b, j] = sum_k user_emb[rows[b], k] * item_emb[j, k]`` for
+    ``b < out.shape[0]``, ``j < out.shape[1]``, float32, one fused multiply-add per ``k``, ``k``
+    in increasing order.
 
-    Launch: grid ``(ceil(I / BN), ceil(B / BM))``, block ``(TPB, TPB)``.
+    Kernel arguments ``(user_emb [U, d], rows int64 [B], item_emb [I, d], out [B, I])``, all
+    C-contiguous; launch: grid ``(ceil(I / (side * reg)), ceil(B / (side * reg)))``, block
+    ``(side, side)``. Thread ``(tx, ty)`` owns users ``ty + side * p`` and items
+    ``tx + side * q`` of the tile (coalesced stores; shared reads are broadcasts or
+    conflict-free, the shared rows being padded to ``bk + 1`` floats).
     """
-    su = cuda.shared.array((BM, _BK_PAD), float32)
-    si = cuda.shared.array((BN, _BK_PAD), float32)
-    acc = cuda.local.array((REG, REG), float32)
-    tx = cuda.threadIdx.x
-    ty = cuda.threadIdx.y
-    t = ty * TPB + tx
-    b0 = cuda.blockIdx.y * BM
-    j0 = cuda.blockIdx.x * BN
-    nb = out.shape[0]
-    ni = out.shape[1]
-    d = user_emb.shape[1]
-    for p in range(REG):
-        for q in range(REG):
-            acc[p, q] = float32(0.0)
-    for k0 in range(0, d, BK):
-        for e in range(_LOADS):
-            idx = t + e * (TPB * TPB)
-            r = idx // BK
-            c = idx % BK
-            v = float32(0.0)
-            w = float32(0.0)
-            if k0 + c < d:
-                if b0 + r < nb:
-                    v = user_emb[rows[b0 + r], k0 + c]
-                if j0 + r < ni:
-                    w = item_emb[j0 + r, k0 + c]
-            su[r, c] = v
-            si[r, c] = w
-        cuda.syncthreads()
-        for kk in range(min(BK, d - k0)):
-            for p in range(REG):
-                a = su[ty + TPB * p, kk]
-                for q in range(REG):
-                    acc[p, q] = cuda.fma(a, si[tx + TPB * q, kk], acc[p, q])
-        cuda.syncthreads()
-    for p in range(REG):
-        b = b0 + ty + TPB * p
-        for q in range(REG):
-            j = j0 + tx + TPB * q
-            if b < nb and j < ni:
-                out[b, j] = acc[p, q]
+    side = int(side)
+    reg = int(reg)
+    bk = int(bk)
+    tile = side * reg
+    pad = bk + 1
+    nthreads = side * side
+    loads = (tile * bk + nthreads - 1) // nthreads  # shared elements each thread loads per step
+
+    @cuda.jit
+    def kernel(user_emb, rows, item_emb, out):
+        su = cuda.shared.array((tile, pad), float32)
+        si = cuda.shared.array((tile, pad), float32)
+        acc = cuda.local.array((reg, reg), float32)
+        tx = cuda.threadIdx.x
+        ty = cuda.threadIdx.y
+        t = ty * side + tx
+        b0 = cuda.blockIdx.y * tile
+        j0 = cuda.blockIdx.x * tile
+        nb = out.shape[0]
+        ni = out.shape[1]
+        d = user_emb.shape[1]
+        for p in range(reg):
+            for q in range(reg):
+                acc[p, q] = float32(0.0)
+        for k0 in range(0, d, bk):
+            for e in range(loads):
+                idx = t + e * nthreads
+                r = idx // bk
+                c = idx % bk
+                if r < tile:
+                    v = float32(0.0)
+                    w = float32(0.0)
+                    if k0 + c < d:
+                        if b0 + r < nb:
+                            v = user_emb[rows[b0 + r], k0 + c]
+                        if j0 + r < ni:
+                            w = item_emb[j0 + r, k0 + c]
+                    su[r, c] = v
+                    si[r, c] = w
+            cuda.syncthreads()
+            for kk in range(min(bk, d - k0)):
+                for p in range(reg):
+                    a = su[ty + side * p, kk]
+                    for q in range(reg):
+                        acc[p, q] = cuda.fma(a, si[tx + side * q, kk], acc[p, q])
+            cuda.syncthreads()
+        for p in range(reg):
+            b = b0 + ty + side * p
+            for q in range(reg):
+                j = j0 + tx + side * q
+                if b < nb and j < ni:
+                    out[b, j] = acc[p, q]
+
+    return kernel
 
 
 @lru_cache(maxsize=None)
@@ -261,11 +277,13 @@ def _device_csr(csr):
     )
 
 
-def gpu_chunk_size(n_items: int, max_buffer_bytes: int = DEFAULT_GPU_BUFFER_BYTES) -> int:
+def gpu_chunk_size(n_items: int, max_buffer_bytes: int = DEFAULT_GPU_BUFFER_BYTES,
+                   tile: int = GEMM_SIDE * GEMM_REG) -> int:
     """Users per chunk: a float32 ``[chunk, n_items]`` score buffer must fit ``max_buffer_bytes``
-    (at least 1 user; a multiple of the GEMM tile height when larger than one tile)."""
+    (at least 1 user; a multiple of the GEMM tile height ``tile`` when larger than one tile).
+    Example: 296,278 items, 1 GiB -> 896 users."""
     c = max(1, int(max_buffer_bytes) // (4 * max(1, int(n_items))))
-    return c if c < BM else (c // BM) * BM
+    return c if c < tile else (c // tile) * tile
 
 
 def topk_cuda(
@@ -290,6 +308,8 @@ def topk_cuda(
     """
     threads = TOPK_THREADS if threads is None else int(threads)
     per_thread = TOPK_PER_THREAD if per_thread is None else int(per_thread)
+    side, reg = GEMM_SIDE, GEMM_REG
+    tile = side * reg
     d_user = as_device_embeddings(user_emb, "user_emb")
     d_item = as_device_embeddings(item_emb, "item_emb")
     if d_user.shape[1] != d_item.shape[1]:
@@ -307,7 +327,7 @@ def topk_cuda(
         return out_items, out_scores
     if chunk_size is None:
         budget = DEFAULT_GPU_BUFFER_BYTES if max_buffer_bytes is None else max_buffer_bytes
-        chunk = gpu_chunk_size(n_items, budget)
+        chunk = gpu_chunk_size(n_items, budget, tile)
     else:
         chunk = int(chunk_size)
         if chunk < 1:
@@ -318,12 +338,13 @@ def topk_cuda(
     d_scores = cuda.device_array((chunk, n_items), np.float32)
     d_top = cuda.device_array((n, k), np.int32)
     d_sc = cuda.device_array((n, k), np.float32)
+    gemm = scores_kernel(side, reg, GEMM_BK)
     kernel = topk_rows_cuda(k, threads, per_thread)
-    grid_x = math.ceil(n_items / BN)
+    grid_x = math.ceil(n_items / tile)
     for start in range(0, n, chunk):
         nb = min(chunk, n - start)
         r = d_rows[start : start + nb]
         sc = d_scores[:nb]
-        scores_kernel[(grid_x, math.ceil(nb / BM)), (TPB, TPB)](d_user, r, d_item, sc)
+        gemm[(grid_x, math.ceil(nb / tile)), (side, side)](d_user, r, d_item, sc)
         kernel[nb, threads](sc, r, d_exp, d_exi, d_top[start : start + nb], d_sc[start : start + nb])
     return d_top.copy_to_host(), d_sc.copy_to_host()
