@@ -229,3 +229,20 @@ def test_cuda_rejects_bad_device_arrays(cuda_sim):
     d64 = cuda_sim.to_device(np.ones((3, 2), np.float64))
     with pytest.raises(ValueError, match="float32"):
         topk_for_users(d64, np.ones((4, 2), np.float32), [0], k=1, device="cuda")
+
+
+def test_benchmark_helpers(cuda_sim, small_cuda_blocks):
+    """The timing and comparison helpers bench_gpu.py calls (pmtnumba.evaluation.bench)."""
+    from pmtnumba.evaluation.bench import benchmark_eval, compare_devices
+
+    rng = np.random.default_rng(9)
+    ue = rng.standard_normal((6, 4)).astype(np.float32)
+    ie = rng.standard_normal((30, 4)).astype(np.float32)
+    train, valid, _ = split(rng, 6, 30)
+    cmp = compare_devices(ue, ie, np.arange(6), [train], k=5)
+    assert cmp["rows"] == 6 and cmp["identical_rows"] == 6 and cmp["first_mismatch"] is None
+    assert cmp["max_abs_score_diff"] <= 1e-5
+    cpu = benchmark_eval(ue, ie, valid, [train], device="cpu", ks=(5,), repeats=1, threads=1)
+    gpu = benchmark_eval(cuda_sim.to_device(ue), cuda_sim.to_device(ie), valid, [train],
+                         device="cuda", ks=(5,), repeats=1)
+    assert gpu["metrics"] == cpu["metrics"] and gpu["seconds"] > 0 and cpu["threads"] == 1
