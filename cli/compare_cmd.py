@@ -6,6 +6,7 @@ Wired into the command group by ``cli/main.py`` (``main.add_command(compare)``);
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import click
 
 from pmtnumba.errors import PmtError
 
-from .common import ClickReporter, friendly_errors, method_options
+from .common import FIXED_BY_VARIANT, ClickReporter, friendly_errors, method_options
 
 
 class _CompareReporter(ClickReporter):
@@ -77,7 +78,23 @@ def _per_method_options(methods, alpha, tau, drop_absent, pairs) -> dict[str, di
     opts = {}
     for m in methods:
         is_pm = m.startswith("pmtrec")
-        o = method_options(m, alpha if is_pm else None, tau if is_pm else None, drop_absent and is_pm, by_method[m])
+        fixed = FIXED_BY_VARIANT.get(m, {})  # e.g. pmtrec-nofocus keeps alpha at 1 whatever --alpha says
+        train, rest = {}, []
+        for kv in by_method[m]:  # lr and wd are training settings (TRAINING_OVERRIDES), not combiner options
+            k, _, v = kv.partition("=")
+            if k.strip() in ("lr", "wd"):
+                try:
+                    val = float(v)
+                except ValueError:
+                    raise PmtError(f"-o {m}:{kv}: {k.strip()} takes a number") from None
+                if not math.isfinite(val) or val < 0 or (k.strip() == "lr" and val == 0):
+                    raise PmtError(f"-o {m}:{kv}: {k.strip()} must be a finite number {'> 0' if k.strip() == 'lr' else '>= 0'}")
+                train[k.strip()] = val
+            else:
+                rest.append(kv)
+        o = method_options(m, alpha if is_pm and "alpha" not in fixed else None,
+                           tau if is_pm and "tau" not in fixed else None, drop_absent and is_pm, rest)
+        o.update(train)
         if o:
             opts[m] = o
     return opts
