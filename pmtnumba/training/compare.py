@@ -414,7 +414,7 @@ def run_compare(dataset, methods: list[str], seeds: list[int], base_config: FitC
             reporter.message(f"[{i_run}/{n_total}] {method} seed {seed}")
             run_dir = out / method / f"seed{seed}" if (out is not None and save_runs) else None
             try:
-                result = trainer.fit(out_dir=run_dir)
+                result = trainer.fit(out_dir=run_dir, overwrite=True)  # the comparison owns its run dirs (runs.csv)
             except TrainingDiverged as exc:
                 rec = {"method": method, "seed": seed, "status": "diverged", "error": str(exc),
                        "split_sha1": split_hash}

@@ -401,27 +401,45 @@ class RunWriter:
             raise
         return self
 
-    def _prepare(self) -> None:
-        if self.lock.stale_text():
+    def check(self) -> None:
+        """Refuse now what :meth:`open` would refuse (occupied, locked, unusable path), changing
+        nothing: lets a command fail before it loads data and trains. ``open`` checks again."""
+        _check_out_path(self.run)
+        if not self.run.is_dir():
+            return
+        if not os.access(self.run, os.W_OK | os.X_OK):
+            raise RunDirError(f"--out {self.run}: is not writable")
+        self.lock.acquire()
+        try:
+            self._prepare(dry=True)
+        finally:
+            self.lock.release()
+            self.resume_from = None
+
+    def _prepare(self, dry: bool = False) -> None:
+        if dry:
+            pass
+        elif self.lock.stale_text():
             self.message(self.lock.stale_text())
-        if recover(self.run):
-            self.message(f"{self.run}: finished the commit of a run that was interrupted while saving")
-        removed = clean_temporaries(self.run) + clean_temporaries(self.stage)
-        if removed:
-            self.message(f"{self.run}: removed {len(removed)} temporary file(s) of an interrupted write")
+        if not dry:
+            if recover(self.run):
+                self.message(f"{self.run}: finished the commit of a run that was interrupted while saving")
+            removed = clean_temporaries(self.run) + clean_temporaries(self.stage)
+            if removed:
+                self.message(f"{self.run}: removed {len(removed)} temporary file(s) of an interrupted write")
         finished = finished_run_files(self.run)
         unfinished = self.stage.is_dir()
         foreign = sorted(p.name for p in self.run.iterdir()
                          if p.name not in (LOCK, STAGING, MANIFEST, *RUN_FILES) and not p.name.startswith("."))
         if self.overwrite:
-            if unfinished:
+            if unfinished and not dry:
                 shutil.rmtree(self.stage)
         elif self.resume:
             if unfinished:
                 ck = self.stage / "checkpoint.npz"
                 if ck.is_file():
                     self.resume_from = ck
-                else:
+                elif not dry:
                     self.message(f"{self.run}: the unfinished run has no checkpoint yet: starting it afresh")
             elif finished:
                 ck = self.run / "checkpoint.npz"
@@ -429,7 +447,7 @@ class RunWriter:
                     raise RunDirError(f"{self.run}: holds a finished run without a checkpoint to continue from; "
                                       f"use --overwrite to replace it or another --out")
                 self.resume_from = ck
-            else:
+            elif not dry:
                 self.message(f"{self.run}: nothing to resume: starting a new run")
         else:
             if unfinished:
@@ -443,7 +461,8 @@ class RunWriter:
                 shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
                 raise RunDirError(f"{self.run}: not empty and not a run directory (holds {shown}); "
                                   f"choose another --out (or --overwrite to write a run beside those files)")
-        self.stage.mkdir(exist_ok=True)
+        if not dry:
+            self.stage.mkdir(exist_ok=True)
 
     # -- writes into the staging folder ---------------------------------------------------------
     def path(self, name: str) -> Path:

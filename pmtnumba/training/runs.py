@@ -64,8 +64,9 @@ def read_json_file(path, hint: str = ""):
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        end = " (the file looks cut short)" if exc.pos >= len(text.rstrip()) else ""
-        _fail(path, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}{end}")
+        cut = exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated")
+        end = "; the file looks cut short" if cut else ""
+        _fail(path, f"not valid JSON ({exc.msg}, line {exc.lineno} column {exc.colno}){end}")
 
 
 _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", list: "a list", dict: "an object",
@@ -411,12 +412,11 @@ def load_run_split(run_dir, data_dir=None, allow_changed_data: bool = False, mes
     e = r.embeddings
     epath = r.path / "embeddings.npz"
     if e["user_emb"].shape[0] != ds.n_users or e["item_emb"].shape[0] != ds.n_items:
-        raise RunFileError(f"{epath}: embeddings do not match data set {name!r} "
-                           f"({e['user_emb'].shape[0]} users x {e['item_emb'].shape[0]} items vs "
-                           f"{ds.n_users} x {ds.n_items})")
+        raise RunFileError(f"{epath}: embeddings do not match the data ({src}: {e['user_emb'].shape[0]} users x "
+                           f"{e['item_emb'].shape[0]} items vs {ds.n_users} x {ds.n_items})")
     for kind, raw in (("user", ds.user_raw), ("item", ds.item_raw)):
         if raw is not None and not np.array_equal(np.asarray(e[f"{kind}_raw"]).astype(str), np.asarray(raw).astype(str)):
-            raise RunFileError(f"{epath}: the {kind} ids differ from those of data set {name!r} ({src})")
+            raise RunFileError(f"{epath}: the {kind} ids differ from those of the data ({src})")
     return r, make_split(ds, cfg["seed"])
 
 
