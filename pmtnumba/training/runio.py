@@ -224,6 +224,7 @@ class RunLock:
         self.folder = Path(folder)
         self.path = self.folder / LOCK
         self.fd = None
+        self.recorded = False
         self.stale = None  # the previous owner's record, when its lock was left behind by a crash
 
     @staticmethod
@@ -239,7 +240,9 @@ class RunLock:
             return "another process"
         return f"pid {rec.get('pid', '?')} on host {rec.get('host', '?')}, since {rec.get('since', '?')}"
 
-    def acquire(self, what: str = "written") -> "RunLock":
+    def acquire(self, record: bool = True) -> "RunLock":
+        """Take the lock (RunDirError naming the owner if another process holds it). With
+        ``record=False`` (a check only) the previous owner's record is left as it is."""
         import fcntl
 
         while True:
@@ -273,6 +276,10 @@ class RunLock:
         old = self._read(self.path)
         if old and old.get("pid") != os.getpid():
             self.stale = old
+        self.recorded = record
+        if not record:
+            self.fd = fd
+            return self
         rec = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(rec) + "\n").encode(), 0)
@@ -287,10 +294,11 @@ class RunLock:
     def release(self) -> None:
         if self.fd is None:
             return
-        try:
-            os.unlink(self.path)  # while still holding the lock: a waiter re-checks the inode
-        except OSError:
-            pass
+        if self.recorded or os.fstat(self.fd).st_size == 0:  # a check leaves no empty lock file behind
+            try:
+                os.unlink(self.path)  # while still holding the lock: a waiter re-checks the inode
+            except OSError:
+                pass
         os.close(self.fd)
         self.fd = None
 
@@ -409,7 +417,7 @@ class RunWriter:
             return
         if not os.access(self.run, os.W_OK | os.X_OK):
             raise RunDirError(f"--out {self.run}: is not writable")
-        self.lock.acquire()
+        self.lock.acquire(record=False)
         try:
             self._prepare(dry=True)
         finally:

@@ -234,7 +234,7 @@ def read_checkpoint(path) -> tuple[dict, dict]:
 def read_weights_csv(path) -> list[dict]:
     """``weights.csv`` rows with parsed values; errors name the file and line."""
     path = Path(path)
-    _require_file(path, "train with --method pmtrec and --out to record weights")
+    _require_file(path, "no weights recorded: train with --method pmtrec and --out")
     try:
         text = path.read_text()
     except UnicodeDecodeError:
