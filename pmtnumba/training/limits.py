@@ -69,12 +69,13 @@ def estimate_fit_memory(n_users: int, n_items: int, dim: int, batch_size: int, s
     """Bytes of the large buffers of one fit, by part.
 
     ``slots_per_step`` is the workspace's slot count for the (capped) batch (the sum of the tasks'
-    ``max_slots``). The combiner's temporaries are counted as one more ``[T, slots, d]`` block.
+    ``max_slots``). Step buffers: the slot gradients ``[S, d]``, the storage of ``G`` ``[T, S, d]``
+    (:class:`.step.StepWorkspace`), the combined gradient ``[S, d]``, the slot and row indices.
     """
     rows = n_users + n_items
     table = rows * dim * itemsize
     S = slots_per_step
-    step = S * dim * itemsize + 2 * n_tasks * S * dim * itemsize + S * 16 + rows * 8
+    step = (n_tasks + 2) * S * dim * itemsize + S * 16 + rows * 8
     from ..evaluation.ranking import DEFAULT_BUFFER_BYTES
 
     evaluation = min(DEFAULT_BUFFER_BYTES, max(1, n_items) * 4 * 4096) + n_users * max_k * 8
