@@ -183,20 +183,35 @@ def parse_option_value(method: str, key: str, text: str, default):
     return value
 
 
-#: Options a variant fixes (its constructor takes them but does not use them).
-FIXED_BY_VARIANT = {"pmtrec-nofocus": {"alpha": "1 (no task focusing)"}, "pmtrec-nobalance": {"tau": "1 (no magnitude balancing)"}}
+def _fixed(method: str) -> dict:
+    """Options an ablation fixes (pmtrec-nofocus: alpha 1; pmtrec-nobalance: tau 1)."""
+    from pmtnumba.combiners.pmtrec import FIXED
+
+    return FIXED.get(method, {})
+
+
+def _typed_default(p):
+    """The default of a constructor parameter, or a value of its annotated type where the default
+    is None (``alpha: float | None = None``): what -o parses the text as."""
+    if p.default is not None:
+        return p.default
+    ann = str(p.annotation)
+    for name, value in (("bool", False), ("int", 0), ("float", 0.0)):
+        if name in ann:
+            return value
+    return None
 
 
 def combiner_parameters(method: str) -> dict:
-    """``{option: default}`` of a combiner's constructor (what -o may set)."""
+    """``{option: typed default}`` of a combiner's constructor (what -o may set)."""
     from pmtnumba.combiners import COMBINERS
 
     cls = COMBINERS.get(method)
     if cls is None:
         raise PmtError(f"unknown method {method!r}; choose from {', '.join(COMBINERS)}")
     params = inspect.signature(cls.__init__).parameters
-    return {k: p.default for k, p in params.items()
-            if k != "self" and k not in _INTERNAL_OPTIONS and k not in FIXED_BY_VARIANT.get(method, {})
+    return {k: _typed_default(p) for k, p in params.items()
+            if k != "self" and k not in _INTERNAL_OPTIONS and k not in _fixed(method)
             and p.kind is p.POSITIONAL_OR_KEYWORD}
 
 
@@ -211,8 +226,8 @@ def method_options(method, alpha, tau, drop_absent, pairs) -> dict:
         key = key.strip().replace("-", "_")
         if not sep or not key:
             raise PmtError(f"-o expects KEY=VALUE, got {p!r}")
-        if key in FIXED_BY_VARIANT.get(method, {}):
-            raise PmtError(f"-o {p}: {method} fixes {key} at {FIXED_BY_VARIANT[method][key]}")
+        if key in _fixed(method):
+            raise PmtError(f"-o {p}: {method} fixes {key} at {_fixed(method)[key]:g}")
         if key not in params:
             have = ", ".join(params) or "none"
             raise PmtError(f"-o {p}: method {method!r} has no option {key!r} (its options: {have})")
@@ -223,8 +238,8 @@ def method_options(method, alpha, tau, drop_absent, pairs) -> dict:
             flag = f"--{name.replace('_', '-')}"
             if not pm:
                 raise PmtError(f"{flag} applies to the pmtrec methods, not {method!r}")
-            if name in FIXED_BY_VARIANT.get(method, {}):
-                raise PmtError(f"{flag} does not apply to {method}, which fixes {name} at {FIXED_BY_VARIANT[method][name]}")
+            if name in _fixed(method):
+                raise PmtError(f"{flag} does not apply to {method}, which fixes {name} at {_fixed(method)[name]:g}")
             if name in opts:
                 raise PmtError(f"{flag} and -o {name}=... both given; use one")
             if isinstance(val, float):

@@ -22,6 +22,7 @@ from ..encoders import MF
 from ..errors import PmtError
 from ..evaluation import evaluate
 from ..optim import Adam
+from ..provenance import versions
 from ..tasks import Batch, TaskContext, build_tasks, default_tasks
 from . import health, limits, runio, runs
 from .config import FitConfig
@@ -93,10 +94,10 @@ class Trainer:
             dataset=ds,
             aux_sampling=cfg.aux_sampling,
         )
+        limits.check_split(split, cfg.tasks)  # empty parts, one item: before the tasks' own checks
         self.tasks = build_tasks(cfg.tasks, self.task_ctx, cfg.task_options)
         cfg.tasks = [t.name for t in self.tasks]
         limits.check_task_options(cfg.task_options, cfg.tasks)
-        limits.check_split(split, cfg.tasks)
         #: the batch actually used: never more than the training interactions (same batches, smaller buffers)
         self.batch_size = min(cfg.batch_size, int(split.train_users.shape[0]))
         slots = sum(t.max_slots(self.batch_size) for t in self.tasks)
@@ -120,6 +121,22 @@ class Trainer:
         self.encoder = MF(ds.n_users, ds.n_items, cfg.dim, cfg.seed)
         self.adam = Adam(self.encoder.E, lr=cfg.lr, weight_decay=cfg.wd, mode=cfg.adam_mode)
         self.rng = np.random.default_rng(np.random.SeedSequence([int(cfg.seed), 0xC0B]))
+        self._versions = None
+
+    def run_config(self) -> dict:
+        """What ``config.json`` records: the configuration as given, the hyper-parameters the
+        combiner and each task really use (``effective``; e.g. an ablation's fixed tau, a task's
+        defaults) and what produced the run (``versions``: package, git commit, libraries)."""
+        if self._versions is None:
+            self._versions = versions()
+        return {
+            **self.cfg.to_dict(),
+            "effective": {
+                "method": {"name": self.combiner.name, **self.combiner.config()},
+                "tasks": {t.name: t.config() for t in self.tasks},
+            },
+            "versions": self._versions,
+        }
 
     # -- evaluation -------------------------------------------------------------------------
     def evaluate(self, part: str = "valid") -> dict:
@@ -192,9 +209,30 @@ class Trainer:
             return self._fit(run)
 
     def _fit(self, run) -> FitResult:
+        """The fit itself; ``run`` is the open :class:`.runio.RunWriter` or None."""
+        st = self._start(run)
+        if self.batch_size < self.cfg.batch_size:
+            self.reporter.message(f"--batch-size {self.cfg.batch_size} is more than the {self.batch_size} training "
+                                  f"interactions: using one batch of {self.batch_size}")
+        ws = StepWorkspace(self.tasks, self.batch_size, self.encoder.E.shape[0], self.cfg.dim, self.encoder.E.dtype)
+        self._watch = health.LossWatch(allow=self.allow_divergence)
+        stopped_early = st.bad >= self.cfg.patience
+        for epoch in range(st.epoch + 1, self.cfg.epochs + 1):
+            if stopped_early:
+                break
+            rec = self._run_epoch(epoch, st, ws, run)
+            if epoch % self.cfg.eval_every == 0 or epoch == self.cfg.epochs:
+                self._validate(epoch, st, rec)
+            st.curve.append(rec)
+            self.reporter.epoch_end(rec)
+            stopped_early = st.best_E is not None and st.bad >= self.cfg.patience
+            self._save_epoch(run, st, stopped_early)
+        return self._finish(run, st, stopped_early)
+
+    def _start(self, run) -> TrainState:
+        """The state to start from (fresh, or the checkpoint's), the config written, threads set."""
         cfg = self.cfg
         st = TrainState()
-        data = runs.fingerprint_for(self.split.dataset)
         if run is not None and run.resume_from is not None:
             old = run.resume_from.parent / "config.json"
             rec = runs.read_config(old).get("data") if old.is_file() else None
@@ -204,86 +242,91 @@ class Trainer:
             st = self._resume(run.resume_from)
             self.reporter.message(f"resuming {run.run} after epoch {st.epoch}")
         if run is not None:
-            run.write_json("config.json", {**cfg.to_dict(), **({"data": data} if data else {})})
+            data = runs.fingerprint_for(self.split.dataset)
+            run.write_json("config.json", {**self.run_config(), **({"data": data} if data else {})})
         if cfg.threads is not None:
             numba.set_num_threads(min(cfg.threads, numba.config.NUMBA_NUM_THREADS))
-        sp = self.split
-        E = self.encoder.E
-        n_train = sp.train_users.shape[0]
-        if n_train == 0:
-            raise ValueError(f"data set {sp.dataset.name!r} has no training interactions")
-        if self.batch_size < cfg.batch_size:
-            self.reporter.message(f"--batch-size {cfg.batch_size} is more than the {n_train} training interactions: "
-                                  f"using one batch of {n_train}")
-        ws = StepWorkspace(self.tasks, self.batch_size, E.shape[0], cfg.dim, E.dtype)
-        watch = health.LossWatch(allow=self.allow_divergence)
+        if self.split.train_users.shape[0] == 0:
+            raise ValueError(f"data set {self.split.dataset.name!r} has no training interactions")
+        return st
+
+    def _run_epoch(self, epoch: int, st: TrainState, ws: StepWorkspace, run) -> dict:
+        """One pass over the shuffled training pairs; returns the epoch's curve record so far
+        (seconds, pair-weighted mean loss per task, the combiner's event counts of the epoch)."""
+        cfg, sp = self.cfg, self.split
         ratings = sp.train_ratings
-        stopped_early = st.bad >= cfg.patience
-        for epoch in range(st.epoch + 1, cfg.epochs + 1):
-            if stopped_early:
-                break
-            batches = epoch_batches(n_train, self.batch_size, cfg.seed, epoch)
-            self.reporter.epoch_start(epoch, len(batches))
-            loss_sum = np.zeros(len(self.tasks))
-            pair_sum = np.zeros(len(self.tasks))
-            t0 = time.perf_counter()
-            for bidx in batches:
-                st.step += 1
-                batch = Batch(sp.train_users[bidx], sp.train_items[bidx], None if ratings is None else ratings[bidx])
-                ctx = StepContext(epoch=epoch, step=st.step, rng=self.rng, n_users=sp.n_users)
-                losses, pairs = train_step(E, self.tasks, batch, self.combiner, self.adam, ctx, cfg.seed, ws)
-                if self.weights is not None:
-                    self.weights.observe(ctx.rows, self.combiner.last_weights)
-                loss_sum += losses * pairs
-                pair_sum += pairs
-                self.reporter.step_done(epoch, st.step, losses)
-            t_epoch = time.perf_counter() - t0
-            st.epoch = epoch
-            st.t_train += t_epoch
+        batches = epoch_batches(sp.train_users.shape[0], self.batch_size, cfg.seed, epoch)
+        self.reporter.epoch_start(epoch, len(batches))
+        loss_sum = np.zeros(len(self.tasks))
+        pair_sum = np.zeros(len(self.tasks))
+        events0 = self.combiner.events()
+        t0 = time.perf_counter()
+        for bidx in batches:
+            st.step += 1
+            batch = Batch(sp.train_users[bidx], sp.train_items[bidx], None if ratings is None else ratings[bidx])
+            ctx = StepContext(epoch=epoch, step=st.step, rng=self.rng, n_users=sp.n_users)
+            losses, pairs = train_step(self.encoder.E, self.tasks, batch, self.combiner, self.adam, ctx, cfg.seed, ws)
             if self.weights is not None:
-                self.weights.end_epoch(epoch)
-                if run is not None:
-                    run.write_csv("weights.csv", self.weights.records)
-            rec = {"epoch": epoch, "train_seconds": round(t_epoch, 4)}
-            for t, task in enumerate(self.tasks):
-                rec[f"loss_{task.name}"] = float(loss_sum[t] / pair_sum[t]) if pair_sum[t] else float("nan")
-            health.check_table(E, epoch)
-            for text in watch.observe(epoch, {t.name: rec[f"loss_{t.name}"] for t in self.tasks}):
-                self.reporter.message(text)
-            if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
-                t1 = time.perf_counter()
-                val = self.evaluate("valid")
-                rec["eval_seconds"] = round(time.perf_counter() - t1, 4)
-                for k in ("recall@20", "ndcg@20", cfg.monitor):
-                    rec[f"valid_{k}"] = val[k]
-                if st.best_E is None or val[cfg.monitor] > st.best_value:
-                    st.best_value, st.best_epoch, st.best_valid, st.best_E = val[cfg.monitor], epoch, val, E.copy()
-                    st.bad = 0
-                else:
-                    st.bad += 1
-                rec["best_epoch"] = st.best_epoch
-            st.curve.append(rec)
-            self.reporter.epoch_end(rec)
-            stopped_early = st.best_E is not None and st.bad >= cfg.patience
+                self.weights.observe(ctx.rows, self.combiner.last_weights)
+            loss_sum += losses * pairs
+            pair_sum += pairs
+            self.reporter.step_done(epoch, st.step, losses)
+        t_epoch = time.perf_counter() - t0
+        st.epoch = epoch
+        st.t_train += t_epoch
+        if self.weights is not None:
+            self.weights.end_epoch(epoch)
             if run is not None:
-                run.write_csv("curve.csv", st.curve)
-                if cfg.checkpoint_every and (epoch % cfg.checkpoint_every == 0 or stopped_early):
-                    self._checkpoint(run, st)
-            if stopped_early:
-                self.reporter.message(
-                    f"early stop at epoch {epoch}: no {cfg.monitor} improvement in {cfg.patience} validations; "
-                    f"best epoch {st.best_epoch}"
-                )
+                run.write_csv("weights.csv", self.weights.records)
+        rec = {"epoch": epoch, "train_seconds": round(t_epoch, 4)}
+        for t, task in enumerate(self.tasks):
+            rec[f"loss_{task.name}"] = float(loss_sum[t] / pair_sum[t]) if pair_sum[t] else float("nan")
+        health.check_table(self.encoder.E, epoch)
+        for text in self._watch.observe(epoch, {t.name: rec[f"loss_{t.name}"] for t in self.tasks}):
+            self.reporter.message(text)
+        for k, n in self.combiner.events().items():  # e.g. Nash-MTL's fallbacks during this epoch
+            rec[f"combiner_{k}"] = n - events0[k]
+        return rec
+
+    def _validate(self, epoch: int, st: TrainState, rec: dict) -> None:
+        """Evaluate on the validation part, add it to ``rec``, keep the best epoch's embeddings."""
+        monitor = self.cfg.monitor
+        t1 = time.perf_counter()
+        val = self.evaluate("valid")
+        rec["eval_seconds"] = round(time.perf_counter() - t1, 4)
+        for k in ("recall@20", "ndcg@20", monitor):
+            rec[f"valid_{k}"] = val[k]
+        if st.best_E is None or val[monitor] > st.best_value:
+            st.best_value, st.best_epoch, st.best_valid, st.best_E = val[monitor], epoch, val, self.encoder.E.copy()
+            st.bad = 0
+        else:
+            st.bad += 1
+        rec["best_epoch"] = st.best_epoch
+
+    def _save_epoch(self, run, st: TrainState, stopped_early: bool) -> None:
+        """The curve after every epoch, a checkpoint when due, the early-stop message."""
+        cfg = self.cfg
+        if run is not None:
+            run.write_csv("curve.csv", st.curve)
+            if cfg.checkpoint_every and (st.epoch % cfg.checkpoint_every == 0 or stopped_early):
+                self._checkpoint(run, st)
+        if stopped_early:
+            self.reporter.message(
+                f"early stop at epoch {st.epoch}: no {cfg.monitor} improvement in {cfg.patience} validations; "
+                f"best epoch {st.best_epoch}"
+            )
+
+    def _finish(self, run, st: TrainState, stopped_early: bool) -> FitResult:
+        """Restore the best epoch's embeddings, test them, save the result."""
         if st.best_E is None:
             raise PmtError("no validation ran: nothing to restore (check --epochs and --eval-every)")
-        E[...] = st.best_E
-        health.check_table(E, st.best_epoch, "at the best epoch")
-        test = self.evaluate("test")
+        self.encoder.E[...] = st.best_E
+        health.check_table(self.encoder.E, st.best_epoch, "at the best epoch")
         result = FitResult(
-            config=cfg.to_dict(),
+            config=self.run_config(),
             best_epoch=st.best_epoch,
             best_valid=st.best_valid,
-            test=test,
+            test=self.evaluate("test"),
             curve=st.curve,
             user_emb=self.encoder.user_emb.copy(),
             item_emb=self.encoder.item_emb.copy(),
@@ -291,6 +334,6 @@ class Trainer:
             train_seconds=st.t_train,
         )
         if run is not None:
-            runio.save_result(run, result, sp.dataset)
+            runio.save_result(run, result, self.split.dataset)
             run.commit()
         return result

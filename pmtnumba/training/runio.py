@@ -548,6 +548,7 @@ def save_result(run, result, dataset) -> None:
             "train_seconds": round(result.train_seconds, 3),
             "valid": result.best_valid,
             "test": result.test,
+            "effective": result.config.get("effective"),
         },
     )
 
