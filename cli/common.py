@@ -183,13 +183,6 @@ def parse_option_value(method: str, key: str, text: str, default):
     return value
 
 
-def _fixed(method: str) -> dict:
-    """Options an ablation fixes (pmtrec-nofocus: alpha 1; pmtrec-nobalance: tau 1)."""
-    from pmtnumba.combiners.pmtrec import FIXED
-
-    return FIXED.get(method, {})
-
-
 def _typed_default(p):
     """The default of a constructor parameter, or a value of its annotated type where the default
     is None (``alpha: float | None = None``): what -o parses the text as."""
@@ -211,8 +204,7 @@ def combiner_parameters(method: str) -> dict:
         raise PmtError(f"unknown method {method!r}; choose from {', '.join(COMBINERS)}")
     params = inspect.signature(cls.__init__).parameters
     return {k: _typed_default(p) for k, p in params.items()
-            if k != "self" and k not in _INTERNAL_OPTIONS and k not in _fixed(method)
-            and p.kind is p.POSITIONAL_OR_KEYWORD}
+            if k != "self" and k not in _INTERNAL_OPTIONS and p.kind is p.POSITIONAL_OR_KEYWORD}
 
 
 def method_options(method, alpha, tau, drop_absent, pairs) -> dict:
@@ -226,8 +218,6 @@ def method_options(method, alpha, tau, drop_absent, pairs) -> dict:
         key = key.strip().replace("-", "_")
         if not sep or not key:
             raise PmtError(f"-o expects KEY=VALUE, got {p!r}")
-        if key in _fixed(method):
-            raise PmtError(f"-o {p}: {method} fixes {key} at {_fixed(method)[key]:g}")
         if key not in params:
             have = ", ".join(params) or "none"
             raise PmtError(f"-o {p}: method {method!r} has no option {key!r} (its options: {have})")
@@ -238,8 +228,6 @@ def method_options(method, alpha, tau, drop_absent, pairs) -> dict:
             flag = f"--{name.replace('_', '-')}"
             if not pm:
                 raise PmtError(f"{flag} applies to the pmtrec methods, not {method!r}")
-            if name in _fixed(method):
-                raise PmtError(f"{flag} does not apply to {method}, which fixes {name} at {_fixed(method)[name]:g}")
             if name in opts:
                 raise PmtError(f"{flag} and -o {name}=... both given; use one")
             if isinstance(val, float):

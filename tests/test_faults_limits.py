@@ -119,7 +119,8 @@ OPTION_CASES = [
                        "add it with --tasks or drop the option"),
     (["--alpha", "1.2"], "error: --alpha applies to the pmtrec methods, not 'ew'"),
     (["--method", "pmtrec-nofocus", "--alpha", "1.2"],
-     "error: --alpha does not apply to pmtrec-nofocus, which fixes alpha at 1"),
+     "error: pmtrec-nofocus: alpha is fixed at 1 by this ablation, got alpha=1.2; leave alpha out for "
+     "pmtrec-nofocus (or use pmtrec)"),
     (["--method", "pmtrec", "--tau", "0"], "error: --tau must be a positive finite number, got 0.0"),
     (["--method", "cagrad", "-o", "calpha=abc"], "error: -o calpha=abc: cagrad option 'calpha' takes a number"),
     (["--method", "cagrad", "-o", "calpha=-1"], "error: -o calpha=-1: cagrad option 'calpha' must be >= 0.0"),
