@@ -104,7 +104,8 @@ class Trainer:
         self.memory_estimate = limits.check_memory(
             limits.estimate_fit_memory(ds.n_users, ds.n_items, cfg.dim, self.batch_size, slots, len(self.tasks),
                                        max_k=max(cfg.ks)),
-            f"training {ds.name} with --dim {cfg.dim} and --batch-size {self.batch_size}")
+            f"training {ds.name} with --dim {cfg.dim} and --batch-size {self.batch_size}"
+            + (f" (capped from {cfg.batch_size} at the training interactions)" if self.batch_size < cfg.batch_size else ""))
         #: go on (with a warning) when a loss grows by orders of magnitude, instead of stopping
         self.allow_divergence = False
         opts = dict(cfg.method_options)
