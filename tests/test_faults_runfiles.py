@@ -176,8 +176,8 @@ CASES = [
      "error: {csv}: the data file changed since the run was trained ({n} -> {m} bytes); the split and ids would not be "
      "the run's ({run}/config.json). Pass --allow-changed-data to use it anyway"),
     ("data file gone", lambda r: (r.parent / "toy.csv").unlink(), EVAL,
-     "error: {csv}: the data file the run was trained on is gone; the split and ids would not be the run's "
-     "({run}/config.json). Pass --allow-changed-data to use it anyway"),
+     "error: {csv}: the data file the run was trained on is gone (recorded in {run}/config.json); put it back to "
+     "use this run"),
 ]
 
 

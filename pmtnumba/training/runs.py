@@ -399,6 +399,8 @@ def load_run_split(run_dir, data_dir=None, allow_changed_data: bool = False, mes
         src = Path(name)
     if rec is not None:
         change = data_change(rec, src)
+        if change is not None and not src.is_file():
+            raise RunFileError(f"{change} (recorded in {cpath}); put it back to use this run")
         if change is not None:
             if not allow_changed_data:
                 raise RunFileError(f"{change}; the split and ids would not be the run's ({cpath}). "
