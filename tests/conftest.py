@@ -12,10 +12,15 @@ import os
 if int(os.environ.get("NUMBA_NUM_THREADS") or 0) < 2:
     os.environ["NUMBA_NUM_THREADS"] = str(max(2, int(os.environ.get("NUMBA_NUM_THREADS") or os.cpu_count() or 1)))
 
+# CUDA tests run in numba's CUDA simulator unless PMTNUMBA_REAL_GPU=1; numba reads the switch
+# once, at its first import, so it is set here, before anything imports numba.
+if os.environ.get("PMTNUMBA_REAL_GPU") != "1":
+    os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from pmtnumba.data.dataset import Dataset
+from pmtnumba.data.dataset import Dataset  # noqa: E402
 
 
 def synthetic_dataset(n_users=60, n_items=40, per_user=8, seed=0, ratings=True, name="synthetic"):
@@ -73,3 +78,13 @@ def one_numba_thread():
 @pytest.fixture
 def tiny_dataset():
     return synthetic_dataset()
+
+
+@pytest.fixture(scope="session")
+def cuda_sim():
+    """``numba.cuda`` for CUDA-twin tests: the simulator (tiny inputs only, it is slow) unless
+    PMTNUMBA_REAL_GPU=1. Skips when numba-cuda is not installed or no device is usable."""
+    cuda = pytest.importorskip("numba.cuda")
+    if not cuda.is_available():
+        pytest.skip("numba.cuda: no usable GPU and the simulator is off")
+    return cuda

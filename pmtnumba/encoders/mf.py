@@ -12,17 +12,30 @@ import numpy as np
 from .base import Encoder
 
 
-def xavier_uniform(rows: int, dim: int, rng: np.random.Generator, dtype=np.float32) -> np.ndarray:
+def xavier_uniform(rows: int, dim: int, rng: np.random.Generator, dtype=np.float32, out=None) -> np.ndarray:
     """Xavier/Glorot uniform init of one table: U(-b, b) with ``b = sqrt(6 / (rows + dim))``
-    (torch.nn.init.xavier_uniform_ on a ``[rows, dim]`` weight)."""
+    (torch.nn.init.xavier_uniform_ on a ``[rows, dim]`` weight).
+
+    The float64 draws are made in blocks of about 8 MiB and cast into ``out`` (or a new array), so
+    a large table costs no float64 copy of itself; the values are those of one draw of the whole
+    table (the generator's stream is the same cut in blocks)."""
     bound = np.sqrt(6.0 / (rows + dim))
-    return rng.uniform(-bound, bound, size=(rows, dim)).astype(dtype)
+    if out is None:
+        out = np.empty((rows, dim), dtype)
+    block = max(1, (1 << 20) // max(1, dim))
+    for start in range(0, rows, block):
+        stop = min(rows, start + block)
+        out[start:stop] = rng.uniform(-bound, bound, size=(stop - start, dim))
+    return out
 
 
 def init_table(n_users: int, n_items: int, dim: int, seed: int) -> np.ndarray:
     """The ``[U+I, d]`` float32 table every encoder starts from (Xavier per user / item table)."""
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0xE4B]))
-    return np.concatenate([xavier_uniform(n_users, dim, rng), xavier_uniform(n_items, dim, rng)])
+    E = np.empty((n_users + n_items, dim), np.float32)
+    xavier_uniform(n_users, dim, rng, out=E[:n_users])
+    xavier_uniform(n_items, dim, rng, out=E[n_users:])
+    return E
 
 
 class MF(Encoder):
