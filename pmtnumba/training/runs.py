@@ -338,7 +338,8 @@ def load_run(run_dir) -> Run:
         _verify(run, manifest, name)
     cfg = read_config(run / "config.json")
     metrics = read_metrics(run / "metrics.json") if (run / "metrics.json").is_file() else None
-    emb = read_embeddings(run / "embeddings.npz", dim=cfg["dim"])
+    width = cfg["dim"] * (int(cfg.get("layers", 3)) + 1 if cfg.get("encoder") == "ngcf" else 1)  # NGCF: [E0|..|EK]
+    emb = read_embeddings(run / "embeddings.npz", dim=width)
     return Run(run, cfg, metrics, emb, manifest)
 
 
