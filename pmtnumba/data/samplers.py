@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
-from numba.extending import register_jitable
 
+from ..jitshare import shared_jit
 from ..prefetch import prefetch_csr_row
 from ..rng import randbelow
 from .csr import csr_contains
 
 
-@register_jitable(inline="always")
+@shared_jit(inline="always")
 def draw_negative(indptr, indices, r, n_targets, key, s, max_tries):
     """Sample ``s``'s target uniform over ``[0, n_targets)`` not in row ``r`` of the CSR, by
     rejection (draws k = 0, 1, ...; after ``max_tries`` draws the last one is kept)."""
