@@ -26,6 +26,13 @@ def simulator_requested() -> bool:
     return os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
 
 
+def _simulator_loaded() -> bool:
+    """Whether ``numba.cuda`` was imported as the simulator (it reads the variable once, at import)."""
+    from numba.cuda.core import config
+
+    return bool(config.ENABLE_CUDASIM)
+
+
 def gpu_problem() -> str | None:
     """Why no usable GPU is there (a short phrase), or None when there is one."""
     try:
@@ -34,8 +41,9 @@ def gpu_problem() -> str | None:
             from numba import cuda
     except ImportError:
         return "the optional numba-cuda package is not installed (pip install 'pmtnumba[cuda]')"
-    if simulator_requested():
-        return None
+    if _simulator_loaded():
+        # the simulator runs kernels as Python: usable only when asked for explicitly
+        return None if simulator_requested() else "no CUDA driver or NVIDIA GPU was found"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -57,7 +65,7 @@ def gpu_name() -> str | None:
         return None
     from numba import cuda
 
-    if simulator_requested():
+    if _simulator_loaded():
         return "CUDA simulator"
     name = cuda.get_current_device().name
     return name.decode() if isinstance(name, bytes) else str(name)

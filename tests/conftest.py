@@ -52,3 +52,26 @@ def one_numba_thread():
 @pytest.fixture
 def tiny_dataset():
     return synthetic_dataset()
+
+
+def _load_cuda_simulator():
+    """Import numba.cuda as the CUDA simulator for this test process (the CUDA twins' tests run
+    their kernels there), then unset the variable again so subprocesses started by other tests
+    do not inherit it. pmtnumba.device counts the simulator as a usable GPU only while
+    NUMBA_ENABLE_CUDASIM is set (the CUDA tests set it with monkeypatch)."""
+    import os
+
+    prev = os.environ.get("NUMBA_ENABLE_CUDASIM")
+    os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+    try:
+        from numba import cuda  # noqa: F401  (reads the variable now)
+    except ImportError:  # the CPU-only install: the CUDA tests skip
+        pass
+    finally:
+        if prev is None:
+            del os.environ["NUMBA_ENABLE_CUDASIM"]
+        else:
+            os.environ["NUMBA_ENABLE_CUDASIM"] = prev
+
+
+_load_cuda_simulator()

@@ -102,7 +102,7 @@ def upper_index(cum, x):
     return lo - 1
 
 
-@shared_jit(inline="always")
+@shared_jit()
 def link_anchored_sample(anchors, indptr, indices, n_targets, key, max_tries, s, out_pos, out_neg):
     """Sample ``s`` of :func:`sample_link_anchored` (shared with its CUDA twin)."""
     r = anchors[s]
@@ -116,7 +116,7 @@ def link_anchored_sample(anchors, indptr, indices, n_targets, key, max_tries, s,
             out_neg[s] = neg
 
 
-@shared_jit(inline="always")
+@shared_jit()
 def link_independent_sample(indptr, indices, n_targets, key, max_tries, s, out_anchor, out_pos, out_neg):
     """Sample ``s`` of :func:`sample_link_independent` (shared with its CUDA twin)."""
     nnz = indptr[indptr.shape[0] - 1]
@@ -171,7 +171,7 @@ def _other_category_item(cat_indptr, cat_items, c, key, sample, k):
     return cat_items[p]
 
 
-@shared_jit(inline="always")
+@shared_jit()
 def category_anchored_sample(anchors, item_cat, cat_indptr, cat_items, item_pos, key, s, out_pos, out_neg):
     """Sample ``s`` of :func:`sample_category_anchored` (shared with its CUDA twin)."""
     i = anchors[s]
@@ -191,7 +191,7 @@ def category_anchored_sample(anchors, item_cat, cat_indptr, cat_items, item_pos,
                 out_neg[s] = neg
 
 
-@shared_jit(inline="always")
+@shared_jit()
 def category_independent_sample(item_cat, cat_indptr, cat_items, pair_cum, key, s, out_anchor, out_pos, out_neg):
     """Sample ``s`` of :func:`sample_category_independent` (shared with its CUDA twin)."""
     total = pair_cum[pair_cum.shape[0] - 1]
