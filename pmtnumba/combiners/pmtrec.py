@@ -57,7 +57,7 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
-from numba.extending import register_jitable
+from numba.extending import overload, register_jitable
 
 from ..jitshare import shared_jit
 from ..fmath import fexp, ffloor, fsqrt
@@ -87,6 +87,26 @@ def _sum_squares(g):
     return ss
 
 
+def sum_squares(g):
+    """``sum_k g[k]^2`` in float64, left to right (plain Python and CUDA kernels); CPU kernels
+    get :func:`_sum_squares` (SIMD lanes) in its place."""
+    ss = 0.0
+    for k in range(g.shape[0]):
+        v = np.float64(g[k])
+        ss += v * v
+    return ss
+
+
+@overload(sum_squares, target="cpu", inline="always")
+def _sum_squares_cpu(g):
+    return lambda g: _sum_squares(g)
+
+
+@overload(sum_squares, target="cuda")
+def _sum_squares_cuda(g):
+    return sum_squares
+
+
 @register_jitable
 def _norm_rescaled(g):
     """||g|| for a row whose float64 sum of squares is 0 or under/overflowed: 0 for an all-zero
@@ -108,7 +128,7 @@ def _logit(g, main, focus, tau, drop_absent):
     """The softmax input of one task on one row, the careful way: the norm of its gradient ``g``
     (times ``focus`` for the main task) over ``tau``; 0 for an absent task (zero gradient), or
     -inf if it is dropped."""
-    ss = _sum_squares(g)
+    ss = sum_squares(g)
     if 1e-280 < ss < 1e280:  # the usual case
         n = fsqrt(ss)
     elif ss != ss:  # NaN in the row: let it propagate
