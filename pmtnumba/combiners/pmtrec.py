@@ -64,6 +64,9 @@ from ..fmath import fexp, ffloor, fsqrt
 from .base import Combiner, StepContext
 
 VARIANTS = ("pmtrec", "pmtrec-nofocus", "pmtrec-nobalance")
+#: The hyper-parameters each ablation fixes (an explicit other value is rejected).
+FIXED = {"pmtrec-nofocus": {"alpha": 1.0}, "pmtrec-nobalance": {"tau": 1.0}}
+DEFAULTS = {"alpha": 1.1, "tau": 1e-4}
 
 
 ROW_BLOCK = 64  # rows per parallel work item
@@ -451,6 +454,25 @@ def _pmtrec_rows(G, focus, tau, drop_absent, out, W):  # pragma: no cover - comp
         _weighted_sum_block(G, r0, m, W, out)
 
 
+def pmtrec_reference(G, alpha: float, tau: float, epoch: int):
+    """PMTRec as Algorithm 1 reads (lines 8-12), in plain NumPy: the definition that the tests
+    and docs/worked_example.py use and :func:`pmtrec_combine` is checked against.
+
+    ``G`` [T, R, d]: row gradients of the T tasks (task 0 the main RecSys task) on R rows;
+    ``epoch`` is s, starting at 1. Returns the combined gradient [R, d] and the weights [R, T]
+    (float64). The fast kernel computes the same with a fused, cache-blocked, overflow-safe loop
+    and an option for absent tasks; this one is for reading.
+    """
+    Grads = np.asarray(G, dtype=np.float64)       # line 8: Grads = Stack(Grad, dim=0)   [T, R, d]
+    Norm = np.linalg.norm(Grads, axis=-1)         # line 9: Norm = Norm(Grads, dim=-1)   [T, R]
+    Norm[0] = Norm[0] * float(alpha) ** epoch     # line 10: task focusing on the main task
+    z = Norm / tau                                # line 11: Attn = Softmax(Norm / tau, dim=0)
+    z = z - z.max(axis=0, keepdims=True)          #   (the log-sum-exp shift the paper mentions)
+    Attn = np.exp(z) / np.exp(z).sum(axis=0, keepdims=True)
+    grad = (Attn[:, :, None] * Grads).sum(axis=0)  # line 12: Sum(Attn.unsqueeze(-1) * Grads, dim=0)
+    return grad, Attn.T
+
+
 def focus_factor(alpha: float, epoch: int) -> float:
     """``alpha ** epoch`` in float64; inf (not an exception) when it overflows."""
     with np.errstate(over="ignore"):
@@ -503,7 +525,10 @@ class PMTRec(Combiner):
     """PMTRec (the paper's method) and its ablations, selected by ``variant``.
 
     alpha, tau    see :func:`pmtrec_combine`; the module docstring explains the defaults
-    variant       "pmtrec" (full), "pmtrec-nofocus" (alpha forced to 1), "pmtrec-nobalance" (tau forced to 1)
+                  (None: the variant's default)
+    variant       "pmtrec" (full), "pmtrec-nofocus" (alpha fixed at 1), "pmtrec-nobalance" (tau fixed
+                  at 1); an explicit alpha / tau that the variant fixes to another value is an error,
+                  so a run never records a value it did not use
     drop_absent   exclude tasks absent from a row from that row's softmax (default off, SPEC section 4)
     record_weights  keep the last step's per-row weights [R, T] in ``last_weights`` (for inspection)
     """
@@ -512,8 +537,8 @@ class PMTRec(Combiner):
 
     def __init__(
         self,
-        alpha: float = 1.1,
-        tau: float = 1e-4,
+        alpha: float | None = None,
+        tau: float | None = None,
         variant: str = "pmtrec",
         drop_absent: bool = False,
         record_weights: bool = False,
@@ -521,8 +546,14 @@ class PMTRec(Combiner):
         if variant not in VARIANTS:
             raise ValueError(f"pmtrec: variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
         self.variant = variant
-        self.alpha = 1.0 if variant == "pmtrec-nofocus" else float(alpha)
-        self.tau = 1.0 if variant == "pmtrec-nobalance" else float(tau)
+        given = {"alpha": alpha, "tau": tau}
+        for key, value in FIXED.get(variant, {}).items():
+            if given[key] is not None and float(given[key]) != value:
+                raise ValueError(f"{variant}: {key} is fixed at {value:g} by this ablation, got {key}={given[key]:g}; "
+                                 f"leave {key} out for {variant} (or use pmtrec)")
+            given[key] = value
+        self.alpha = float(DEFAULTS["alpha"] if given["alpha"] is None else given["alpha"])
+        self.tau = float(DEFAULTS["tau"] if given["tau"] is None else given["tau"])
         self.drop_absent = bool(drop_absent)
         self.record_weights = bool(record_weights)
         self.last_weights = None
@@ -548,7 +579,8 @@ class PMTRecNoFocus(PMTRec):
 
     name = "pmtrec-nofocus"
 
-    def __init__(self, alpha: float = 1.0, tau: float = 1e-4, drop_absent: bool = False, record_weights: bool = False):
+    def __init__(self, alpha: float | None = None, tau: float | None = None, drop_absent: bool = False,
+                 record_weights: bool = False):
         super().__init__(alpha, tau, "pmtrec-nofocus", drop_absent, record_weights)
 
 
@@ -557,5 +589,6 @@ class PMTRecNoBalance(PMTRec):
 
     name = "pmtrec-nobalance"
 
-    def __init__(self, alpha: float = 1.1, tau: float = 1.0, drop_absent: bool = False, record_weights: bool = False):
+    def __init__(self, alpha: float | None = None, tau: float | None = None, drop_absent: bool = False,
+                 record_weights: bool = False):
         super().__init__(alpha, tau, "pmtrec-nobalance", drop_absent, record_weights)

@@ -22,6 +22,7 @@ from ..encoders import MF
 from ..errors import PmtError
 from ..evaluation import evaluate
 from ..optim import Adam
+from ..provenance import versions
 from ..tasks import Batch, TaskContext, build_tasks, default_tasks
 from . import runio
 from .config import FitConfig
@@ -109,6 +110,22 @@ class Trainer:
         self.encoder = MF(ds.n_users, ds.n_items, cfg.dim, cfg.seed)
         self.adam = Adam(self.encoder.E, lr=cfg.lr, weight_decay=cfg.wd, mode=cfg.adam_mode)
         self.rng = np.random.default_rng(np.random.SeedSequence([int(cfg.seed), 0xC0B]))
+        self._versions = None
+
+    def run_config(self) -> dict:
+        """What ``config.json`` records: the configuration as given, the hyper-parameters the
+        combiner and each task really use (``effective``; e.g. an ablation's fixed tau, a task's
+        defaults) and what produced the run (``versions``: package, git commit, libraries)."""
+        if self._versions is None:
+            self._versions = versions()
+        return {
+            **self.cfg.to_dict(),
+            "effective": {
+                "method": {"name": self.combiner.name, **self.combiner.config()},
+                "tasks": {t.name: t.config() for t in self.tasks},
+            },
+            "versions": self._versions,
+        }
 
     # -- evaluation -------------------------------------------------------------------------
     def evaluate(self, part: str = "valid") -> dict:
@@ -174,6 +191,23 @@ class Trainer:
         embeddings at the end (all atomically). ``resume=True`` continues from the checkpoint in
         ``out_dir``; the result is bit-identical to an uninterrupted run.
         """
+        st = self._start(out_dir, resume)
+        ws = StepWorkspace(self.tasks, self.cfg.batch_size, self.encoder.E.shape[0], self.cfg.dim, self.encoder.E.dtype)
+        stopped_early = st.bad >= self.cfg.patience
+        for epoch in range(st.epoch + 1, self.cfg.epochs + 1):
+            if stopped_early:
+                break
+            rec = self._run_epoch(epoch, st, ws, out_dir)
+            if epoch % self.cfg.eval_every == 0 or epoch == self.cfg.epochs:
+                self._validate(epoch, st, rec)
+            st.curve.append(rec)
+            self.reporter.epoch_end(rec)
+            stopped_early = st.best_E is not None and st.bad >= self.cfg.patience
+            self._save_epoch(out_dir, st, stopped_early)
+        return self._finish(out_dir, st, stopped_early)
+
+    def _start(self, out_dir, resume: bool) -> TrainState:
+        """The state to start from (fresh, or the checkpoint's), the config written, threads set."""
         cfg = self.cfg
         st = TrainState()
         if resume:
@@ -183,78 +217,86 @@ class Trainer:
                 st = self._resume(out_dir)
                 self.reporter.message(f"resuming {out_dir} after epoch {st.epoch}")
         if out_dir is not None:
-            runio.write_json(Path(out_dir) / "config.json", cfg.to_dict())
+            runio.write_json(Path(out_dir) / "config.json", self.run_config())
         if cfg.threads is not None:
             numba.set_num_threads(min(cfg.threads, numba.config.NUMBA_NUM_THREADS))
-        sp = self.split
-        E = self.encoder.E
-        n_train = sp.train_users.shape[0]
-        if n_train == 0:
-            raise ValueError(f"data set {sp.dataset.name!r} has no training interactions")
-        ws = StepWorkspace(self.tasks, cfg.batch_size, E.shape[0], cfg.dim, E.dtype)
+        if self.split.train_users.shape[0] == 0:
+            raise ValueError(f"data set {self.split.dataset.name!r} has no training interactions")
+        return st
+
+    def _run_epoch(self, epoch: int, st: TrainState, ws: StepWorkspace, out_dir) -> dict:
+        """One pass over the shuffled training pairs; returns the epoch's curve record so far
+        (seconds, pair-weighted mean loss per task, the combiner's event counts of the epoch)."""
+        cfg, sp = self.cfg, self.split
         ratings = sp.train_ratings
-        stopped_early = st.bad >= cfg.patience
-        for epoch in range(st.epoch + 1, cfg.epochs + 1):
-            if stopped_early:
-                break
-            batches = epoch_batches(n_train, cfg.batch_size, cfg.seed, epoch)
-            self.reporter.epoch_start(epoch, len(batches))
-            loss_sum = np.zeros(len(self.tasks))
-            pair_sum = np.zeros(len(self.tasks))
-            t0 = time.perf_counter()
-            for bidx in batches:
-                st.step += 1
-                batch = Batch(sp.train_users[bidx], sp.train_items[bidx], None if ratings is None else ratings[bidx])
-                ctx = StepContext(epoch=epoch, step=st.step, rng=self.rng, n_users=sp.n_users)
-                losses, pairs = train_step(E, self.tasks, batch, self.combiner, self.adam, ctx, cfg.seed, ws)
-                if self.weights is not None:
-                    self.weights.observe(ctx.rows, self.combiner.last_weights)
-                loss_sum += losses * pairs
-                pair_sum += pairs
-                self.reporter.step_done(epoch, st.step, losses)
-            t_epoch = time.perf_counter() - t0
-            st.epoch = epoch
-            st.t_train += t_epoch
+        batches = epoch_batches(sp.train_users.shape[0], cfg.batch_size, cfg.seed, epoch)
+        self.reporter.epoch_start(epoch, len(batches))
+        loss_sum = np.zeros(len(self.tasks))
+        pair_sum = np.zeros(len(self.tasks))
+        events0 = self.combiner.events()
+        t0 = time.perf_counter()
+        for bidx in batches:
+            st.step += 1
+            batch = Batch(sp.train_users[bidx], sp.train_items[bidx], None if ratings is None else ratings[bidx])
+            ctx = StepContext(epoch=epoch, step=st.step, rng=self.rng, n_users=sp.n_users)
+            losses, pairs = train_step(self.encoder.E, self.tasks, batch, self.combiner, self.adam, ctx, cfg.seed, ws)
             if self.weights is not None:
-                self.weights.end_epoch(epoch)
-                if out_dir is not None:
-                    runio.write_csv(Path(out_dir) / "weights.csv", self.weights.records)
-            rec = {"epoch": epoch, "train_seconds": round(t_epoch, 4)}
-            for t, task in enumerate(self.tasks):
-                rec[f"loss_{task.name}"] = float(loss_sum[t] / pair_sum[t]) if pair_sum[t] else float("nan")
-            if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
-                t1 = time.perf_counter()
-                val = self.evaluate("valid")
-                rec["eval_seconds"] = round(time.perf_counter() - t1, 4)
-                for k in ("recall@20", "ndcg@20", cfg.monitor):
-                    rec[f"valid_{k}"] = val[k]
-                if st.best_E is None or val[cfg.monitor] > st.best_value:
-                    st.best_value, st.best_epoch, st.best_valid, st.best_E = val[cfg.monitor], epoch, val, E.copy()
-                    st.bad = 0
-                else:
-                    st.bad += 1
-                rec["best_epoch"] = st.best_epoch
-            st.curve.append(rec)
-            self.reporter.epoch_end(rec)
-            stopped_early = st.best_E is not None and st.bad >= cfg.patience
+                self.weights.observe(ctx.rows, self.combiner.last_weights)
+            loss_sum += losses * pairs
+            pair_sum += pairs
+            self.reporter.step_done(epoch, st.step, losses)
+        t_epoch = time.perf_counter() - t0
+        st.epoch = epoch
+        st.t_train += t_epoch
+        if self.weights is not None:
+            self.weights.end_epoch(epoch)
             if out_dir is not None:
-                runio.write_csv(Path(out_dir) / "curve.csv", st.curve)
-                if cfg.checkpoint_every and (epoch % cfg.checkpoint_every == 0 or stopped_early):
-                    self._checkpoint(out_dir, st)
-            if stopped_early:
-                self.reporter.message(
-                    f"early stop at epoch {epoch}: no {cfg.monitor} improvement in {cfg.patience} validations; "
-                    f"best epoch {st.best_epoch}"
-                )
+                runio.write_csv(Path(out_dir) / "weights.csv", self.weights.records)
+        rec = {"epoch": epoch, "train_seconds": round(t_epoch, 4)}
+        for t, task in enumerate(self.tasks):
+            rec[f"loss_{task.name}"] = float(loss_sum[t] / pair_sum[t]) if pair_sum[t] else float("nan")
+        for k, n in self.combiner.events().items():  # e.g. Nash-MTL's fallbacks during this epoch
+            rec[f"combiner_{k}"] = n - events0[k]
+        return rec
+
+    def _validate(self, epoch: int, st: TrainState, rec: dict) -> None:
+        """Evaluate on the validation part, add it to ``rec``, keep the best epoch's embeddings."""
+        monitor = self.cfg.monitor
+        t1 = time.perf_counter()
+        val = self.evaluate("valid")
+        rec["eval_seconds"] = round(time.perf_counter() - t1, 4)
+        for k in ("recall@20", "ndcg@20", monitor):
+            rec[f"valid_{k}"] = val[k]
+        if st.best_E is None or val[monitor] > st.best_value:
+            st.best_value, st.best_epoch, st.best_valid, st.best_E = val[monitor], epoch, val, self.encoder.E.copy()
+            st.bad = 0
+        else:
+            st.bad += 1
+        rec["best_epoch"] = st.best_epoch
+
+    def _save_epoch(self, out_dir, st: TrainState, stopped_early: bool) -> None:
+        """The curve after every epoch, a checkpoint when due, the early-stop message."""
+        cfg = self.cfg
+        if out_dir is not None:
+            runio.write_csv(Path(out_dir) / "curve.csv", st.curve)
+            if cfg.checkpoint_every and (st.epoch % cfg.checkpoint_every == 0 or stopped_early):
+                self._checkpoint(out_dir, st)
+        if stopped_early:
+            self.reporter.message(
+                f"early stop at epoch {st.epoch}: no {cfg.monitor} improvement in {cfg.patience} validations; "
+                f"best epoch {st.best_epoch}"
+            )
+
+    def _finish(self, out_dir, st: TrainState, stopped_early: bool) -> FitResult:
+        """Restore the best epoch's embeddings, test them, save the result."""
         if st.best_E is None:
             raise PmtError("no validation ran: nothing to restore (check --epochs and --eval-every)")
-        E[...] = st.best_E
-        test = self.evaluate("test")
+        self.encoder.E[...] = st.best_E
         result = FitResult(
-            config=cfg.to_dict(),
+            config=self.run_config(),
             best_epoch=st.best_epoch,
             best_valid=st.best_valid,
-            test=test,
+            test=self.evaluate("test"),
             curve=st.curve,
             user_emb=self.encoder.user_emb.copy(),
             item_emb=self.encoder.item_emb.copy(),
@@ -262,5 +304,5 @@ class Trainer:
             train_seconds=st.t_train,
         )
         if out_dir is not None:
-            runio.save_result(out_dir, result, sp.dataset)
+            runio.save_result(out_dir, result, self.split.dataset)
         return result

@@ -82,6 +82,7 @@ def save_result(out_dir, result, dataset) -> None:
             "train_seconds": round(result.train_seconds, 3),
             "valid": result.best_valid,
             "test": result.test,
+            "effective": result.config.get("effective"),
         },
     )
 
