@@ -26,11 +26,12 @@ def simulator_requested() -> bool:
     return os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
 
 
-def _simulator_loaded() -> bool:
-    """Whether ``numba.cuda`` was imported as the simulator (it reads the variable once, at import)."""
-    from numba.cuda.core import config
+def simulator_loaded() -> bool:
+    """Whether ``numba.cuda`` was imported as the simulator (it reads the variable once, at its
+    import; its API functions then come from the simulator's modules). Imports numba.cuda."""
+    from numba import cuda
 
-    return bool(config.ENABLE_CUDASIM)
+    return cuda.is_available.__module__.endswith("simulator_init")
 
 
 def gpu_problem() -> str | None:
@@ -41,7 +42,7 @@ def gpu_problem() -> str | None:
             from numba import cuda
     except ImportError:
         return "the optional numba-cuda package is not installed (pip install 'pmtnumba[cuda]')"
-    if _simulator_loaded():
+    if simulator_loaded():
         # the simulator runs kernels as Python: usable only when asked for explicitly
         return None if simulator_requested() else "no CUDA driver or NVIDIA GPU was found"
     try:
@@ -65,7 +66,7 @@ def gpu_name() -> str | None:
         return None
     from numba import cuda
 
-    if _simulator_loaded():
+    if simulator_loaded():
         return "CUDA simulator"
     name = cuda.get_current_device().name
     return name.decode() if isinstance(name, bytes) else str(name)

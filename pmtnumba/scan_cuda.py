@@ -9,12 +9,13 @@ the result is exact and independent of scheduling; no atomics.
 from __future__ import annotations
 
 from numba import cuda
-from numba.cuda.core import config as _cuda_config
+
+from .device import simulator_loaded
 
 CHUNK = 256
 # threads per block; the simulator runs each thread as a Python thread, so it gets fewer
 # (the launch shape changes no result: every kernel is written per work item)
-THREADS = 32 if _cuda_config.ENABLE_CUDASIM else 128
+THREADS = 32 if simulator_loaded() else 128
 
 
 def blocks(n: int, threads: int = THREADS) -> int:

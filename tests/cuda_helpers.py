@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 cuda = pytest.importorskip("numba.cuda")
-from numba.cuda.core import config as _cfg  # noqa: E402
+from pmtnumba.device import simulator_loaded  # noqa: E402
 
-if not _cfg.ENABLE_CUDASIM:  # pragma: no cover - a real GPU process: these tests target the simulator
+if not simulator_loaded():  # pragma: no cover - a real GPU process: these tests target the simulator
     pytest.skip("numba.cuda was not loaded as the simulator", allow_module_level=True)
 
 DIFFS: dict = {}

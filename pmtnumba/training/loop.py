@@ -19,6 +19,7 @@ from ..data import load_dataset
 from ..data.samplers import epoch_batches
 from ..data.split import SplitData, make_split
 from ..encoders import MF
+from ..device import gpu_name, resolve_device
 from ..errors import PmtError
 from ..evaluation import evaluate
 from ..optim import Adam
@@ -111,6 +112,11 @@ class Trainer:
         self.adam = Adam(self.encoder.E, lr=cfg.lr, weight_decay=cfg.wd, mode=cfg.adam_mode)
         self.rng = np.random.default_rng(np.random.SeedSequence([int(cfg.seed), 0xC0B]))
         self._versions = None
+        self.device = resolve_device(cfg.device)  # "cpu" or "cuda" (one-line error without a GPU)
+        if self.device == "cuda" and cfg.encoder != "mf":
+            raise PmtError(f"--device cuda trains the mf encoder only, not {cfg.encoder!r}; use --device cpu")
+        self.gpu_name = gpu_name() if self.device == "cuda" else None
+        self.dstep = None  # the device step (training/step_cuda.py), made when fit starts
 
     def run_config(self) -> dict:
         """What ``config.json`` records: the configuration as given, the hyper-parameters the
@@ -120,6 +126,8 @@ class Trainer:
             self._versions = versions()
         return {
             **self.cfg.to_dict(),
+            "device_used": self.device,
+            "gpu_name": self.gpu_name,
             "effective": {
                 "method": {"name": self.combiner.name, **self.combiner.config()},
                 "tasks": {t.name: t.config() for t in self.tasks},
@@ -164,7 +172,7 @@ class Trainer:
         except (OSError, ValueError, KeyError) as exc:
             raise PmtError(f"{path}: not a readable checkpoint ({exc})") from None
         mine, theirs = self.cfg.to_dict(), meta["config"]
-        diff = [k for k in mine if k not in ("epochs", "threads", "patience") and mine[k] != theirs.get(k)]
+        diff = [k for k in mine if k not in ("epochs", "threads", "patience", "device") and mine[k] != theirs.get(k)]
         if diff:
             raise PmtError(f"{path}: checkpoint was written with different settings ({', '.join(diff)}); "
                            f"use another --out or the same options")
@@ -192,6 +200,12 @@ class Trainer:
         ``out_dir``; the result is bit-identical to an uninterrupted run.
         """
         st = self._start(out_dir, resume)
+        if self.device == "cuda":
+            from .step_cuda import CudaStep  # numba.cuda is imported only on this path
+
+            sp = self.split
+            self.dstep = CudaStep(self.encoder.E, self.tasks, self.combiner, self.adam, self.cfg.batch_size,
+                                  sp.train_users, sp.train_items, sp.train_ratings, sp.n_users)
         ws = StepWorkspace(self.tasks, self.cfg.batch_size, self.encoder.E.shape[0], self.cfg.dim, self.encoder.E.dtype)
         stopped_early = st.bad >= self.cfg.patience
         for epoch in range(st.epoch + 1, self.cfg.epochs + 1):
@@ -235,17 +249,29 @@ class Trainer:
         pair_sum = np.zeros(len(self.tasks))
         events0 = self.combiner.events()
         t0 = time.perf_counter()
+        dstep, lo = self.dstep, 0
+        if dstep is not None:
+            dstep.set_epoch_order(np.concatenate(batches))  # the epoch's order: one upload
         for bidx in batches:
             st.step += 1
-            batch = Batch(sp.train_users[bidx], sp.train_items[bidx], None if ratings is None else ratings[bidx])
             ctx = StepContext(epoch=epoch, step=st.step, rng=self.rng, n_users=sp.n_users)
-            losses, pairs = train_step(self.encoder.E, self.tasks, batch, self.combiner, self.adam, ctx, cfg.seed, ws)
+            if dstep is None:
+                batch = Batch(sp.train_users[bidx], sp.train_items[bidx], None if ratings is None else ratings[bidx])
+                losses, pairs = train_step(self.encoder.E, self.tasks, batch, self.combiner, self.adam, ctx, cfg.seed,
+                                           ws)
+                rows, weights = ctx.rows, getattr(self.combiner, "last_weights", None)
+            else:
+                losses, pairs = dstep.step(lo, len(bidx), ctx, cfg.seed, want_weights=self.weights is not None)
+                lo += len(bidx)
+                rows, weights = dstep.last_rows, dstep.last_weights
             if self.weights is not None:
-                self.weights.observe(ctx.rows, self.combiner.last_weights)
+                self.weights.observe(rows, weights)
             loss_sum += losses * pairs
             pair_sum += pairs
             self.reporter.step_done(epoch, st.step, losses)
         t_epoch = time.perf_counter() - t0
+        if dstep is not None:  # the host copy of the table (and moments) for evaluation and checkpoints
+            dstep.download(self.encoder.E)
         st.epoch = epoch
         st.t_train += t_epoch
         if self.weights is not None:
