@@ -29,6 +29,20 @@ def friendly_errors(fn):
     return wrapper
 
 
+DEVICE_HELP = ("Where to compute: cpu, cuda (a GPU; needs the `cuda` extra) or auto (cuda when a usable GPU "
+               "is present, else cpu).")
+
+
+def pick_device(device: str) -> str:
+    """The resolved device (``cpu`` or ``cuda``) and the run header's line about it (stderr);
+    ``--device cuda`` without a usable GPU is a one-line error."""
+    from pmtnumba.device import describe, resolve_device
+
+    dev = resolve_device(device)
+    click.echo(describe(dev), err=True)
+    return dev
+
+
 class ClickReporter:
     """Per-epoch click progress bar showing the running losses and steps per second."""
 

@@ -12,7 +12,7 @@ import numpy as np
 from pmtnumba.errors import PmtError
 
 # shared with the command modules (compare_cmd)
-from .common import ClickReporter, friendly_errors, method_options, print_metrics
+from .common import DEVICE_HELP, ClickReporter, friendly_errors, method_options, pick_device, print_metrics
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -57,15 +57,17 @@ def main():
               help="Epochs between checkpoints in --out (0: none).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
+@click.option("--device", default="auto", show_default=True, type=click.Choice(["cpu", "cuda", "auto"]), help=DEVICE_HELP)
 @friendly_errors
 def fit(dataset, tasks, method, alpha, tau, drop_absent, method_opts, gamma, dim, batch_size, lr, wd, adam_mode, epochs, patience, eval_every, monitor,
-        seed, threads, aux_sampling, data_dir, out_dir, record_weights, checkpoint_every, resume, quiet):
+        seed, threads, aux_sampling, data_dir, out_dir, record_weights, checkpoint_every, resume, quiet, device):
     """Train embeddings with early stopping and report test metrics of the best epoch."""
     from pmtnumba.data import SHIPPED
     from pmtnumba.tasks import default_tasks
     from pmtnumba.training import FitConfig, Trainer
     from pmtnumba.training.config import recommended_lr_wd
 
+    device = pick_device(device)
     task_list = None if tasks is None else [t.strip() for t in tasks.split(",") if t.strip()]
     if lr is None or wd is None:
         name = dataset if dataset in SHIPPED else ""
@@ -78,7 +80,7 @@ def fit(dataset, tasks, method, alpha, tau, drop_absent, method_opts, gamma, dim
         task_options={} if gamma is None else {"align_uniform": {"gamma": gamma}}, dim=dim, batch_size=batch_size, lr=lr, wd=wd, adam_mode=adam_mode, epochs=epochs,
         patience=patience, eval_every=eval_every, monitor=monitor, seed=seed, threads=threads,
         aux_sampling=aux_sampling, data_dir=data_dir, record_weights=record_weights,
-        checkpoint_every=checkpoint_every,
+        checkpoint_every=checkpoint_every, device=device,
     )
     reporter = ClickReporter(quiet=quiet)
     trainer = Trainer(cfg, reporter=reporter)
@@ -135,15 +137,18 @@ def _load_run_split(run_dir, data_dir):
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--data-dir", default=None)
 @click.option("--part", default="test", type=click.Choice(["valid", "test"]), show_default=True)
+@click.option("--device", default="auto", show_default=True, type=click.Choice(["cpu", "cuda", "auto"]), help=DEVICE_HELP)
 @friendly_errors
-def evaluate(run_dir, data_dir, part):
+def evaluate(run_dir, data_dir, part, device):
     """Re-evaluate the saved embeddings of a run on its split."""
     from pmtnumba.evaluation import evaluate as eval_fn
+    from pmtnumba.training.loop import eval_device_kwargs
 
+    device = pick_device(device)
     cfg, metrics, emb, sp = _load_run_split(run_dir, data_dir)
     heldout, exclude = (sp.valid, [sp.train]) if part == "valid" else (sp.test, [sp.train, sp.valid])
     ks = tuple(cfg.get("ks", (5, 10, 20, 40)))
-    m = eval_fn(emb["user_emb"], emb["item_emb"], heldout, exclude=exclude, ks=ks)
+    m = eval_fn(emb["user_emb"], emb["item_emb"], heldout, exclude=exclude, ks=ks, **eval_device_kwargs(device))
     print_metrics(m, ks, title=part)
     if metrics is not None and part in metrics:
         k = cfg.get("monitor", "recall@20")

@@ -31,6 +31,16 @@ from .step import StepWorkspace, train_step
 from .weights import WeightRecorder
 
 
+def eval_device_kwargs(device: str) -> dict:
+    """Keyword arguments that run :func:`pmtnumba.evaluation.evaluate` on ``device``: empty while
+    evaluation has no ``device`` option (then it runs on the host, on a host copy of the table)."""
+    import inspect
+
+    if device == "cuda" and "device" in inspect.signature(evaluate).parameters:
+        return {"device": "cuda"}
+    return {}
+
+
 class Reporter:
     """Receives progress events; the default does nothing."""
 
@@ -144,7 +154,8 @@ class Trainer:
             heldout, exclude = sp.test, [sp.train, sp.valid]
         else:
             raise ValueError(f"unknown split part {part!r}")
-        return evaluate(self.encoder.user_emb, self.encoder.item_emb, heldout, exclude=exclude, ks=self.cfg.ks)
+        return evaluate(self.encoder.user_emb, self.encoder.item_emb, heldout, exclude=exclude, ks=self.cfg.ks,
+                        **eval_device_kwargs(self.device))
 
     # -- checkpoints ------------------------------------------------------------------------
     def _checkpoint(self, out_dir, st: "TrainState") -> None:
