@@ -123,8 +123,15 @@ class Trainer:
         self.rng = np.random.default_rng(np.random.SeedSequence([int(cfg.seed), 0xC0B]))
         self._versions = None
         self.device = resolve_device(cfg.device)  # "cpu" or "cuda" (one-line error without a GPU)
-        if self.device == "cuda" and cfg.encoder != "mf":
-            raise PmtError(f"--device cuda trains the mf encoder only, not {cfg.encoder!r}; use --device cpu")
+        if self.device == "cuda":
+            from .step_cuda import cuda_unsupported  # numba.cuda is imported only on this path
+
+            why = cuda_unsupported(self.tasks, cfg.encoder)
+            if why and cfg.device == "cuda":
+                raise PmtError(f"--device cuda: {why}; use --device cpu")
+            if why:  # auto: fall back to the CPU, and say so
+                self.device = "cpu"
+                self.reporter.message(f"device auto: {why}; training on the cpu")
         self.gpu_name = gpu_name() if self.device == "cuda" else None
         self.dstep = None  # the device step (training/step_cuda.py), made when fit starts
 

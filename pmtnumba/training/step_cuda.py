@@ -270,6 +270,21 @@ class _RatingDevice(_DeviceTask):
         rating_slots_cuda[blocks(n), THREADS](E, self.u, self.i, br, self.n_dev, rows, grads, self.loss)
 
 
+_TWINS = (BPRTask, LinkTask, CategoryTask, RatingTask)
+
+
+def cuda_unsupported(tasks: list[Task], encoder: str) -> str | None:
+    """Why this run cannot train on the GPU (a short phrase), or None."""
+    if encoder != "mf":
+        return f"the {encoder!r} encoder has no CUDA twin (mf only)"
+    missing = [t.name for t in tasks if not isinstance(t, _TWINS)]
+    if missing:
+        return f"task(s) {', '.join(missing)} have no CUDA twin yet"
+    if len(tasks) > MAX_TASKS:
+        return f"at most {MAX_TASKS} tasks train on the GPU, got {len(tasks)}"
+    return None
+
+
 def _device_task(task: Task, B: int, n_users: int) -> _DeviceTask:
     if isinstance(task, BPRTask):
         return _BPRDevice(task, B, n_users)
