@@ -12,10 +12,16 @@ import os
 if int(os.environ.get("NUMBA_NUM_THREADS") or 0) < 2:
     os.environ["NUMBA_NUM_THREADS"] = str(max(2, int(os.environ.get("NUMBA_NUM_THREADS") or os.cpu_count() or 1)))
 
+# CUDA tests run in numba's CUDA simulator unless PMTNUMBA_REAL_GPU=1; numba reads the switch
+# once, at its first import, so it is set here, before anything imports numba.
+_CONFTEST_SET_CUDASIM = os.environ.get("PMTNUMBA_REAL_GPU") != "1" and "NUMBA_ENABLE_CUDASIM" not in os.environ
+if os.environ.get("PMTNUMBA_REAL_GPU") != "1":
+    os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from pmtnumba.data.dataset import Dataset
+from pmtnumba.data.dataset import Dataset  # noqa: E402
 
 
 def synthetic_dataset(n_users=60, n_items=40, per_user=8, seed=0, ratings=True, name="synthetic"):
@@ -75,24 +81,27 @@ def tiny_dataset():
     return synthetic_dataset()
 
 
-def _load_cuda_simulator():
-    """Import numba.cuda as the CUDA simulator for this test process (the CUDA twins' tests run
-    their kernels there), then unset the variable again so subprocesses started by other tests
-    do not inherit it. pmtnumba.device counts the simulator as a usable GPU only while
-    NUMBA_ENABLE_CUDASIM is set (the CUDA tests set it with monkeypatch)."""
-    import os
+@pytest.fixture(scope="session")
+def cuda_sim():
+    """``numba.cuda`` for CUDA-twin tests: the simulator (tiny inputs only, it is slow) unless
+    PMTNUMBA_REAL_GPU=1. Skips when numba-cuda is not installed or no device is usable."""
+    cuda = pytest.importorskip("numba.cuda")
+    if not cuda.is_available():
+        pytest.skip("numba.cuda: no usable GPU and the simulator is off")
+    return cuda
 
-    prev = os.environ.get("NUMBA_ENABLE_CUDASIM")
-    os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+def _load_cuda_simulator():
+    """Import numba.cuda now, as the simulator (the variable set above), then unset the variable
+    again if this file set it: subprocesses started by tests must not inherit it, and
+    pmtnumba.device counts the simulator as a usable GPU (``--device auto`` -> cuda) only while
+    NUMBA_ENABLE_CUDASIM is set (the CUDA training tests set it with monkeypatch)."""
     try:
         from numba import cuda  # noqa: F401  (reads the variable now)
     except ImportError:  # the CPU-only install: the CUDA tests skip
         pass
     finally:
-        if prev is None:
-            del os.environ["NUMBA_ENABLE_CUDASIM"]
-        else:
-            os.environ["NUMBA_ENABLE_CUDASIM"] = prev
+        if _CONFTEST_SET_CUDASIM:
+            os.environ.pop("NUMBA_ENABLE_CUDASIM", None)
 
 
 _load_cuda_simulator()

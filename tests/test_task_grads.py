@@ -240,6 +240,40 @@ def test_independent_sampling_draws_links(sampling_data, task):
     assert len(pairs) > 20
 
 
+def test_gradcheck_edge_cases_are_run_and_can_fail(monkeypatch):
+    """The guard inputs are checked (scores +-50 / +-1000, DirectAU rows at 0, eps/2, eps, 2 eps,
+    one distinct user), and they catch what they are for: a naive log(1 + exp(-x)) and a
+    DirectAU without its normalisation guard (eps -> 1e-300) fail."""
+    res = gc.run_gradcheck(["bpr", "align_uniform"], dim=4, seed=1)
+    checks = {(r["task"], r["check"]) for r in res}
+    assert {("bpr", "score +50"), ("bpr", "score -50"), ("bpr", "score +1000"), ("bpr", "score -1000"),
+            ("bpr", "one user"), ("align_uniform", "zero row"), ("align_uniform", "norm eps/2"),
+            ("align_uniform", "norm = eps"), ("align_uniform", "norm 2 eps"), ("align_uniform", "one user")} <= checks
+    assert all(r["status"] == "pass" for r in res), [r for r in res if r["status"] != "pass"]
+
+    def naive_triplet(E, a, b, c):  # log(1 + exp(-x)) and its derivative, written naively
+        x = np.einsum("nd,nd->n", E[a], E[b] - E[c])
+        with np.errstate(over="ignore", invalid="ignore"):
+            loss = np.log(1.0 + np.exp(-x))
+            d = -np.exp(-x) / (1.0 + np.exp(-x)) / a.size
+        full = np.zeros_like(E)
+        np.add.at(full, a, d[:, None] * (E[b] - E[c]))
+        np.add.at(full, b, d[:, None] * E[a])
+        np.add.at(full, c, -d[:, None] * E[a])
+        rows = np.unique(np.concatenate([a, b, c]))
+        return float(loss.mean()), rows, full[rows]
+
+    monkeypatch.setattr(gc._triplet, "triplet_loss_grad", naive_triplet)
+    bad = {r["check"]: r["status"] for r in gc.edge_checks("bpr", 4, 1, 1e-6)}
+    assert bad["score -1000"] == "fail" and bad["score +50"] == "pass"
+    monkeypatch.undo()
+    unguarded = gc._au.align_uniform_loss_grad
+    monkeypatch.setattr(gc._au, "align_uniform_loss_grad",
+                        lambda E, u, i, gamma=1.0, eps=None: unguarded(E, u, i, gamma=gamma, eps=1e-300))
+    bad = {r["check"]: r["status"] for r in gc.edge_checks("align_uniform", 4, 1, 1e-6)}
+    assert bad["zero row"] == bad["norm eps/2"] == bad["norm = eps"] == "fail"
+
+
 def test_negative_fallback_is_exact():
     """An anchor linked to all targets but a few still gets a valid, uniform negative (with a
     single rejection try the exact walk does the work); linked to everything, it is skipped."""
