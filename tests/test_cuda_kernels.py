@@ -245,3 +245,30 @@ def test_adam_sparse_and_dense(data):
                 dense_local_reset_cuda[blocks(7), THREADS](rd, Rd, local)
         assert diff(f"adam {mode} E after 3 steps", E, Ed.copy_to_host())[0] < 1e-6
         assert diff(f"adam {mode} moments", ad.MV, MVd.copy_to_host())[0] < 1e-6
+
+
+def test_align_uniform(data):
+    """DirectAU on the device (alignment, unique rows, normalisation, tiled uniformity, backward)
+    against align_uniform_fill: the same slots, losses to rounding."""
+    from pmtnumba.tasks import AlignUniformTask, TaskContext
+    from pmtnumba.tasks.align_uniform import align_uniform_fill
+    from pmtnumba.training.step_cuda import _AlignUniformDevice
+
+    E = data["E"]
+    users, items = data["users"], data["items"]
+    S = 4 * B
+    rows, grads = np.full(S, -1, np.int64), np.zeros((S, D), np.float32)
+    n, loss, *_ = align_uniform_fill(E, users, items + N_U, 0.7, 1e-12, rows, grads)
+    ctx = TaskContext(n_users=N_U, n_items=N_I, train_users=users, train_items=items, train_indptr=None,
+                      train_indices=None)
+    dt = _AlignUniformDevice(AlignUniformTask(ctx, 0, gamma=0.7), B, N_U, N_U + N_I, D)
+    gr, gg = cuda.to_device(np.full(S, -1, np.int64)), cuda.to_device(np.zeros((S, D), np.float32))
+    info = cuda.to_device(np.zeros(4))
+    dt.run(cuda.to_device(E), cuda.to_device(users), cuda.to_device(items), None, B, KEY, gr, gg)
+    dt.finish(gr, info, 0, 1)
+    np.testing.assert_array_equal(gr.copy_to_host()[:n], rows[:n])
+    assert (gr.copy_to_host()[n:] == -1).all()
+    assert diff("align_uniform slots", grads[:n], gg.copy_to_host()[:n])[1] < 1e-6
+    h = info.copy_to_host()
+    assert h[1] == B
+    assert diff("align_uniform loss", [loss], [h[0]])[1] < 1e-12

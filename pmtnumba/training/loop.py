@@ -126,7 +126,7 @@ class Trainer:
         if self.device == "cuda":
             from .step_cuda import cuda_unsupported  # numba.cuda is imported only on this path
 
-            why = cuda_unsupported(self.tasks, cfg.encoder)
+            why = cuda_unsupported(self.tasks, cfg.encoder, cfg.dim)
             if why and cfg.device == "cuda":
                 raise PmtError(f"--device cuda: {why}; use --device cpu")
             if why:  # auto: fall back to the CPU, and say so

@@ -46,7 +46,8 @@ from ..optim import Adam
 from ..optim.adam_cuda import adam_dense_cuda, adam_sparse_cuda, dense_local_reset_cuda, dense_local_set_cuda
 from ..rng import make_key
 from ..scan_cuda import THREADS, blocks
-from ..tasks import BPRTask, CategoryTask, RatingTask, Task
+from ..tasks import AlignUniformTask, BPRTask, CategoryTask, RatingTask, Task
+from ..tasks import align_uniform_cuda as AU
 from ..tasks.bpr import MAX_TRIES as BPR_MAX_TRIES
 from ..tasks.links import LinkTask
 from ..tasks.rating_cuda import rating_slots_cuda
@@ -156,6 +157,11 @@ class _DeviceTask:
 
     def run(self, E, bu, bi, br, n, key, rows, grads):  # pragma: no cover - interface
         raise NotImplementedError
+
+    def finish(self, rows, info, t, T):
+        """Mark the unused slots, write the mean loss and the sample count into ``info``."""
+        _unused_slots[blocks(rows.shape[0]), THREADS](rows, self.per_sample, self.n_dev)
+        _task_loss[1, 1](self.loss, self.n_dev, info, t, T)
 
 
 class _TripletDeviceTask(_DeviceTask):
@@ -270,22 +276,64 @@ class _RatingDevice(_DeviceTask):
         rating_slots_cuda[blocks(n), THREADS](E, self.u, self.i, br, self.n_dev, rows, grads, self.loss)
 
 
-_TWINS = (BPRTask, LinkTask, CategoryTask, RatingTask)
+_TWINS = (BPRTask, LinkTask, CategoryTask, RatingTask, AlignUniformTask)
 
 
-def cuda_unsupported(tasks: list[Task], encoder: str) -> str | None:
+def cuda_unsupported(tasks: list[Task], encoder: str, dim: int = 0) -> str | None:
     """Why this run cannot train on the GPU (a short phrase), or None."""
     if encoder != "mf":
         return f"the {encoder!r} encoder has no CUDA twin (mf only)"
     missing = [t.name for t in tasks if not isinstance(t, _TWINS)]
     if missing:
         return f"task(s) {', '.join(missing)} have no CUDA twin yet"
+    if any(isinstance(t, AlignUniformTask) for t in tasks) and dim > AU.MAX_DIM:
+        return f"align_uniform on the GPU supports --dim <= {AU.MAX_DIM}"
     if len(tasks) > MAX_TASKS:
         return f"at most {MAX_TASKS} tasks train on the GPU, got {len(tasks)}"
     return None
 
 
-def _device_task(task: Task, B: int, n_users: int) -> _DeviceTask:
+class _AlignUniformDevice(_DeviceTask):
+    """DirectAU: alignment slots ``0..2n-1``, then the user and the item uniformity slots."""
+
+    def __init__(self, task: AlignUniformTask, B, n_users, n_rows, dim):
+        super().__init__(task, B, n_users)
+        from ..scan_cuda import n_chunks
+
+        m = max(B, 1)
+        self.u = cuda.device_array(m, np.int64)
+        self.i = cuda.device_array(m, np.int64)
+        self.flag = cuda.to_device(np.zeros(n_rows, np.int64))
+        self.pos = cuda.device_array(n_rows + 1, np.int64)
+        self.sums = cuda.device_array(n_chunks(n_rows) + 1, np.int64)
+        self.uniq = [cuda.device_array(m, np.int64) for _ in range(2)]
+        self.m_dev = [cuda.device_array(1, np.int64) for _ in range(2)]
+        self.N = [cuda.device_array((m, dim), np.float64) for _ in range(2)]
+        self.rowsum = [cuda.device_array(m, np.float64) for _ in range(2)]
+        self.acc = [cuda.device_array((m, dim), np.float64) for _ in range(2)]
+        self.scal = [cuda.device_array(3, np.float64) for _ in range(2)]
+        self.offs = cuda.device_array(2, np.int64)
+
+    def run(self, E, bu, bi, br, n, key, rows, grads):
+        t = self.task
+        _item_rows[blocks(n), THREADS](bu, bi, n, self.n_users, self.u, self.i, self.n_dev)
+        AU.align_slots_cuda[blocks(n), THREADS](E, self.u, self.i, self.n_dev, t.eps, rows, grads, self.loss)
+        for j, side in enumerate((self.u, self.i)):
+            AU.unique_rows_cuda(side[:n], self.n_dev, self.flag, self.pos, self.sums, self.uniq[j], self.m_dev[j])
+            AU.normalized_rows_cuda[blocks(n), THREADS](E, self.uniq[j], self.m_dev[j], t.eps, self.N[j])
+            AU.uniformity_rows_cuda[blocks(n), THREADS](self.N[j], self.m_dev[j], self.rowsum[j], self.acc[j])
+            AU._uniformity_scalars[1, 1](self.rowsum[j], self.m_dev[j], t.gamma / 2.0, self.scal[j])
+        AU._slot_offsets[1, 1](self.n_dev, self.scal[0], self.offs)
+        for j in range(2):
+            AU.normalize_backward_slots_cuda[blocks(n), THREADS](E, self.uniq[j], self.acc[j], self.scal[j], t.eps,
+                                                                 self.offs, j, rows, grads)
+
+    def finish(self, rows, info, t, T):
+        AU._finish[blocks(rows.shape[0]), THREADS](self.loss, self.n_dev, self.task.gamma / 2.0, self.scal[0],
+                                                   self.scal[1], info, t, T, rows, rows.shape[0])
+
+
+def _device_task(task: Task, B: int, n_users: int, n_rows: int = 0, dim: int = 0) -> _DeviceTask:
     if isinstance(task, BPRTask):
         return _BPRDevice(task, B, n_users)
     if isinstance(task, LinkTask):
@@ -294,6 +342,8 @@ def _device_task(task: Task, B: int, n_users: int) -> _DeviceTask:
         return _CategoryDevice(task, B, n_users)
     if isinstance(task, RatingTask):
         return _RatingDevice(task, B, n_users)
+    if isinstance(task, AlignUniformTask):
+        return _AlignUniformDevice(task, B, n_users, n_rows, dim)
     raise PmtError(f"task {task.name!r} has no CUDA twin yet; use --device cpu")
 
 
@@ -323,7 +373,7 @@ class CudaStep:
         self.train_users = cuda.to_device(np.ascontiguousarray(train_users, np.int64))
         self.train_items = cuda.to_device(np.ascontiguousarray(train_items, np.int64))
         self.train_ratings = None if train_ratings is None else cuda.to_device(np.ascontiguousarray(train_ratings))
-        self.dtasks = [_device_task(t, self.B, self.n_users) for t in tasks]
+        self.dtasks = [_device_task(t, self.B, self.n_users, N, d) for t in tasks]
         self.offsets = np.zeros(T + 1, np.int64)
         for t, task in enumerate(tasks):
             self.offsets[t + 1] = self.offsets[t] + task.max_slots(self.B)
@@ -363,8 +413,7 @@ class CudaStep:
             rows, grads = self.slot_rows[a:b], self.slot_grads[a:b]
             key = make_key(seed, ctx.epoch, ctx.step, dt.task.stream)
             dt.run(self.E, self.bu, self.bi, self.br, n, key, rows, grads)
-            _unused_slots[blocks(b - a), THREADS](rows, dt.per_sample, dt.n_dev)
-            _task_loss[1, 1](dt.loss, dt.n_dev, self.info, t, T)
+            dt.finish(rows, self.info, t, T)
         index_rows_cuda(self.slot_rows, self.rws)
         R_dev = self.rws.R_dev
         d = self.G.shape[2]
