@@ -6,6 +6,7 @@ Wired into the command group by ``cli/main.py`` (``main.add_command(compare)``);
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -80,8 +81,22 @@ def _per_method_options(methods, alpha, tau, drop_absent, pairs) -> dict[str, di
     for m in methods:
         is_pm = m.startswith("pmtrec")
         fixed = FIXED.get(m, {})  # an ablation's fixed value is not overridden by the shared option
+        train, rest = {}, []
+        for kv in by_method[m]:  # lr and wd are training settings (TRAINING_OVERRIDES), not combiner options
+            k, _, v = kv.partition("=")
+            if k.strip() in ("lr", "wd"):
+                try:
+                    val = float(v)
+                except ValueError:
+                    raise PmtError(f"-o {m}:{kv}: {k.strip()} takes a number") from None
+                if not math.isfinite(val) or val < 0 or (k.strip() == "lr" and val == 0):
+                    raise PmtError(f"-o {m}:{kv}: {k.strip()} must be a finite number {'> 0' if k.strip() == 'lr' else '>= 0'}")
+                train[k.strip()] = val
+            else:
+                rest.append(kv)
         o = method_options(m, alpha if is_pm and "alpha" not in fixed else None,
-                           tau if is_pm and "tau" not in fixed else None, drop_absent and is_pm, by_method[m])
+                           tau if is_pm and "tau" not in fixed else None, drop_absent and is_pm, rest)
+        o.update(train)
         if o:
             opts[m] = o
     return opts

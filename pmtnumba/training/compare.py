@@ -392,7 +392,7 @@ def _run_one(cmp: "_Comparison", split, method: str, seed: int, method_options, 
     reporter.message(f"{progress} {method} seed {seed}")
     run_dir = cmp.out / method / f"seed{seed}" if (cmp.out is not None and save_runs) else None
     try:
-        result = trainer.fit(out_dir=run_dir)
+        result = trainer.fit(out_dir=run_dir, overwrite=True)  # the comparison owns its run dirs (runs.csv)
     except TrainingDiverged as exc:
         reporter.message(f"{method} seed {seed}: diverged ({exc}); going on")
         return {"method": method, "seed": seed, "status": "diverged", "error": str(exc), "split_sha1": split_hash}
