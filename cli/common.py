@@ -97,13 +97,18 @@ DEVICE_HELP = ("Where to compute: cpu, cuda (a GPU; needs the `cuda` extra) or a
 
 
 def pick_device(device: str) -> str:
-    """The resolved device (``cpu`` or ``cuda``) and the run header's line about it (stderr);
-    ``--device cuda`` without a usable GPU is a one-line error."""
-    from pmtnumba.device import describe, resolve_device
+    """The resolved device (``cpu`` or ``cuda``); ``--device cuda`` without a usable GPU is a
+    one-line error. Commands print ``device_line`` in their run header."""
+    from pmtnumba.device import resolve_device
 
-    dev = resolve_device(device)
-    click.echo(describe(dev), err=True)
-    return dev
+    return resolve_device(device)
+
+
+def device_line(device: str) -> str:
+    """``device: cpu`` or ``device: cuda (GPU name)`` for a run header."""
+    from pmtnumba.device import describe
+
+    return describe(device)
 
 
 class ClickReporter:

@@ -14,7 +14,7 @@ import click
 
 from pmtnumba.errors import PmtError
 
-from .common import DEVICE_HELP, ClickReporter, friendly_errors, method_options, pick_device
+from .common import DEVICE_HELP, ClickReporter, device_line, friendly_errors, method_options, pick_device
 
 
 class _CompareReporter(ClickReporter):
@@ -166,7 +166,7 @@ def compare(dataset, methods, seeds, tasks, alpha, tau, drop_absent, method_opts
         out_dir = str(Path("runs") / f"compare-{Path(dataset).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
     if not quiet:
         click.echo(f"compare on {dataset}: methods {','.join(method_list)} | seeds {','.join(map(str, seed_list))} "
-                   f"| output {out_dir}", err=True)
+                   f"| output {out_dir} | {device_line(device)}", err=True)
 
     def reporter_factory(method, seed, trainer):
         rep = _CompareReporter(quiet=quiet)

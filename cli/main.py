@@ -12,7 +12,7 @@ import numpy as np
 from pmtnumba.errors import PmtError
 
 # shared with the command modules (compare_cmd)
-from .common import DEVICE_HELP, ClickReporter, friendly_errors, method_options, pick_device, print_metrics
+from .common import DEVICE_HELP, ClickReporter, device_line, friendly_errors, method_options, pick_device, print_metrics
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -98,7 +98,8 @@ def fit(dataset, tasks, method, alpha, tau, drop_absent, method_opts, gamma, dim
     reporter.names = [t.name for t in trainer.tasks]
     ds = trainer.split.dataset
     click.echo(f"{ds.name}: {ds.n_users} users, {ds.n_items} items, {trainer.split.train_users.size} train "
-               f"interactions | tasks {','.join(cfg.tasks)} | method {cfg.method} | lr {cfg.lr:g} wd {cfg.wd:g}", err=True)
+               f"interactions | tasks {','.join(cfg.tasks)} | method {cfg.method} | lr {cfg.lr:g} wd {cfg.wd:g} | "
+               f"{device_line(trainer.device)}", err=True)
     result = trainer.fit(out_dir=out_dir, resume=resume, overwrite=overwrite)
     click.echo(f"best epoch {result.best_epoch} ({len(result.curve)} run, {result.train_seconds:.1f}s training)")
     print_metrics(result.test, cfg.ks)
@@ -160,6 +161,7 @@ def evaluate(run_dir, data_dir, part, allow_changed_data, device):
     heldout, exclude = (sp.valid, [sp.train]) if part == "valid" else (sp.test, [sp.train, sp.valid])
     ks = tuple(cfg.get("ks", (5, 10, 20, 40)))
     m = eval_fn(emb["user_emb"], emb["item_emb"], heldout, exclude=exclude, ks=ks, **eval_device_kwargs(device))
+    click.echo(device_line(device), err=True)
     print_metrics(m, ks, title=part)
     k = cfg.get("monitor", "recall@20")
     saved = (metrics or {}).get(part) or {}
