@@ -47,7 +47,7 @@ def _reporter(spec: dict, monitor: str):
     """A training Reporter that reports each validation to the trial and stops a hopeless one."""
     from ..training.loop import Reporter
 
-    if spec["pruner"].get("name") == "none":
+    if spec["pruner"].get("name") == "none" or spec.get("trial_id") is None:
         return Reporter()
     from ._deps import optuna
     from .storage import open_storage
