@@ -159,12 +159,15 @@ def run(sweep_dir, dataset, tasks, methods, space_src, lr, wd, alpha, tau, param
               help="Seeds to re-run each method's best configuration on (comma-separated or ranges).")
 @click.option("--sensitivity/--no-sensitivity", default=True, show_default=True,
               help="PMTRec's validation/test R@20 against alpha and tau (others at their best); may train extra runs.")
+@click.option("--ablation/--no-ablation", default=True, show_default=True,
+              help="Also run PMTRec without task focusing / magnitude balancing at PMTRec's best configuration "
+                   "when those ablations were not searched themselves.")
 @click.option("--storage", default=None, help="The sweep's Optuna storage if not the one in sweep.json.")
 @click.option("--scheduler", default=None, help="Address of an existing Dask scheduler (default: embedded cluster).")
 @click.option("--workers", "n_workers", default=None, type=int, help="Embedded cluster: worker processes.")
 @click.option("--quiet", is_flag=True)
 @friendly_errors
-def report(sweep_dir, seeds, sensitivity, storage, scheduler, n_workers, quiet):
+def report(sweep_dir, seeds, sensitivity, ablation, storage, scheduler, n_workers, quiet):
     """Best configuration per method, re-run on --seeds: Table 2, ablation, alpha/tau sensitivity.
 
     Writes DIR/report/: best.csv, table2.csv/.md (mean ± std and paired t-tests against the best
@@ -176,7 +179,7 @@ def report(sweep_dir, seeds, sensitivity, storage, scheduler, n_workers, quiet):
     from .compare_cmd import _parse_seeds
 
     paths = run_report(sweep_dir, _parse_seeds(seeds), scheduler=scheduler, n_workers=n_workers, storage=storage,
-                       sensitivity=sensitivity, progress=None if quiet else (lambda t: click.echo(t, err=True)))
+                       sensitivity=sensitivity, ablation=ablation, progress=None if quiet else (lambda t: click.echo(t, err=True)))
     click.echo(Path(paths["table2"]).read_text())
     if "ablation" in paths:
         click.echo(Path(paths["ablation"]).read_text())

@@ -11,7 +11,8 @@
    by mean test Recall@20 (and NDCG@20).
 4. ``ablation.csv`` / ``.md`` (the paper's Figure 4): PMTRec, PMTRec without task focusing and
    without magnitude balancing. An ablation that was not searched itself runs with PMTRec's best
-   configuration minus the part it removes (``config_source`` says which).
+   configuration minus the part it removes (``config_source`` says which), unless ``ablation``
+   is off.
 5. ``sensitivity.csv`` (Figure 5): validation and test Recall@20 of PMTRec with alpha, then tau,
    set to each value of the search space and the other parameters at their best; points the
    study already trained to the end are taken from it, the others trained on the study's seed.
@@ -39,7 +40,7 @@ _REMOVED = {"pmtrec-nofocus": "alpha", "pmtrec-nobalance": "tau"}
 TEST_KEYS = ("recall@20", "ndcg@20")
 
 
-def best_configs(sweep: Sweep) -> dict[str, dict]:
+def best_configs(sweep: Sweep, ablation: bool = True) -> dict[str, dict]:
     """``{method: {"number", "value", "params", "test", "n_complete", "n_counted"}}`` for methods
     with at least one complete trial."""
     op = optuna()
@@ -55,7 +56,7 @@ def best_configs(sweep: Sweep) -> dict[str, dict]:
         b = max(comp, key=lambda t: (t.value, -t.number))
         out[m] = {"number": b.number, "value": b.value, "params": dict(b.params), "test": b.user_attrs.get("test", {}),
                   "n_complete": len(comp), "n_counted": len(Sweep.counted(trials)), "config_source": "search"}
-    if "pmtrec" in out:  # ablations not searched: PMTRec's best without the removed part
+    if ablation and "pmtrec" in out:  # ablations not searched: PMTRec's best without the removed part
         for m, removed in _REMOVED.items():
             if m not in out:
                 out[m] = {"number": None, "value": math.nan,
@@ -166,7 +167,7 @@ def _sensitivity_points(sweep: Sweep, best: dict) -> list[dict]:
 
 
 def run_report(sweep_dir, seeds: list[int], *, scheduler=None, n_workers=None, storage=None,
-               sensitivity: bool = True, progress=None) -> dict:
+               sensitivity: bool = True, ablation: bool = True, progress=None) -> dict:
     """Write the report files into ``<sweep_dir>/report``; return their paths by name."""
     from .executor import open_client
     from .trial import run_trial
@@ -177,7 +178,7 @@ def run_report(sweep_dir, seeds: list[int], *, scheduler=None, n_workers=None, s
     sweep = Sweep.open(sweep_dir, storage)
     if not seeds:
         raise PmtError("--seeds gives no seed")
-    best = best_configs(sweep)
+    best = best_configs(sweep, ablation)
     if not best:
         raise PmtError(f"{sweep_dir}: no method has a complete trial yet; run the sweep first")
     out = Path(sweep_dir) / "report"
