@@ -142,6 +142,8 @@ def run(sweep_dir, dataset, tasks, methods, space_src, lr, wd, alpha, tau, param
         err = f" ({ev['error']})" if ev["status"] == "fail" else ""
         ps = " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in ev["params"].items())
         secs = f" {ev['seconds']:.0f}s" if ev.get("seconds") is not None else ""
+        if ev.get("duplicate_of") is not None:
+            secs = f" (repeat of #{ev['duplicate_of']}: answered from it, not counted)"
         click.echo(f"[{ev['done']}/{ev['total']}] {ev['method']} #{ev['number']} {ev['status']}{val} {ps}{secs}{err}"
                    f" | left ~{_fmt_eta(ev['eta_seconds'])}", err=True)
 
@@ -162,12 +164,15 @@ def run(sweep_dir, dataset, tasks, methods, space_src, lr, wd, alpha, tau, param
 @click.option("--ablation/--no-ablation", default=True, show_default=True,
               help="Also run PMTRec without task focusing / magnitude balancing at PMTRec's best configuration "
                    "when those ablations were not searched themselves.")
+@click.option("--reuse-study-seed/--retrain-study-seed", default=True, show_default=True,
+              help="On the sweep's own --seed take each best trial's metrics from the study (the same run) "
+                   "instead of training it again.")
 @click.option("--storage", default=None, help="The sweep's Optuna storage if not the one in sweep.json.")
 @click.option("--scheduler", default=None, help="Address of an existing Dask scheduler (default: embedded cluster).")
 @click.option("--workers", "n_workers", default=None, type=int, help="Embedded cluster: worker processes.")
 @click.option("--quiet", is_flag=True)
 @friendly_errors
-def report(sweep_dir, seeds, sensitivity, ablation, storage, scheduler, n_workers, quiet):
+def report(sweep_dir, seeds, sensitivity, ablation, reuse_study_seed, storage, scheduler, n_workers, quiet):
     """Best configuration per method, re-run on --seeds: Table 2, ablation, alpha/tau sensitivity.
 
     Writes DIR/report/: best.csv, table2.csv/.md (mean ± std and paired t-tests against the best
@@ -179,7 +184,7 @@ def report(sweep_dir, seeds, sensitivity, ablation, storage, scheduler, n_worker
     from .compare_cmd import _parse_seeds
 
     paths = run_report(sweep_dir, _parse_seeds(seeds), scheduler=scheduler, n_workers=n_workers, storage=storage,
-                       sensitivity=sensitivity, ablation=ablation, progress=None if quiet else (lambda t: click.echo(t, err=True)))
+                       sensitivity=sensitivity, ablation=ablation, reuse_study_seed=reuse_study_seed, progress=None if quiet else (lambda t: click.echo(t, err=True)))
     click.echo(Path(paths["table2"]).read_text())
     if "ablation" in paths:
         click.echo(Path(paths["ablation"]).read_text())

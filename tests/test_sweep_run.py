@@ -216,7 +216,8 @@ def test_resume_after_killing_the_driver(tmp_path, tiny_csv, scheduler):
 
 def test_report(local_sweep, scheduler):
     d, _ = local_sweep
-    res = CliRunner().invoke(main, ["sweep", "report", str(d), "--seeds", "0,1", "--scheduler", scheduler])
+    res = CliRunner().invoke(main, ["sweep", "report", str(d), "--seeds", "0,1", "--retrain-study-seed",
+                                    "--scheduler", scheduler])
     assert res.exit_code == 0, res.output
     rep = Path(d) / "report"
     with open(rep / "runs.csv", newline="") as f:
@@ -240,3 +241,35 @@ def test_report(local_sweep, scheduler):
         sens = list(csv.DictReader(f))
     assert sorted(float(r["value"]) for r in sens if r["param"] == "tau") == [1e-4, 1e-2]
     assert "PMTRec" in res.output
+    # again, taking seed 0 from the study: the same table, nothing trained (seed 1 is resumed)
+    def metrics_table():
+        with open(rep / "table2.csv", newline="") as f:
+            return [{k: v for k, v in r.items() if k.startswith(("recall@", "ndcg@", "hr@", "p_"))}
+                    for r in csv.DictReader(f)]
+
+    table_before = metrics_table()
+    res = CliRunner().invoke(main, ["sweep", "report", str(d), "--seeds", "0,1", "--scheduler", scheduler])
+    assert res.exit_code == 0, res.output
+    with open(rep / "runs.csv", newline="") as f:
+        runs2 = list(csv.DictReader(f))
+    for m in ("ew", "pmtrec"):
+        r0 = next(r for r in runs2 if r["method"] == m and r["seed"] == "0")
+        assert r0["split_sha1"] == f"study trial {sw.load_study(m).best_trial.number}"
+    assert metrics_table() == table_before
+
+
+def test_tpe_budget_counts_distinct_configurations(tmp_path, tiny_csv, scheduler):
+    """TPE over a 2-point space with a budget of 2: repeated proposals are answered from the earlier
+    trial and not counted, so both points get trained exactly once."""
+    d = tmp_path / "t"
+    res = CliRunner().invoke(main, ["sweep", "run", str(d), "--dataset", tiny_csv, "--tasks", "bpr", "--methods",
+                                    "bpr-only", "--lr", "0.05,0.02", "--trials", "2", "--epochs", "2",
+                                    "--pruner", "none", "--scheduler", scheduler])
+    assert res.exit_code == 0, res.output
+    trials = Sweep.open(d).load_study("bpr-only").trials
+    trained = [t for t in trials if "duplicate_of" not in t.user_attrs]
+    assert sorted(t.params["lr"] for t in trained) == [0.02, 0.05]
+    assert len(Sweep.counted(trials)) == 2
+    for t in trials:
+        if "duplicate_of" in t.user_attrs:
+            assert t.value == trials[t.user_attrs["duplicate_of"]].value

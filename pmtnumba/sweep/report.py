@@ -5,7 +5,9 @@
    :func:`pmtnumba.training.compare.run_compare` (every method of a seed on the same split), one
    Dask task per (seed, task set), each in its own resumable directory under ``seeds/``.
    BPR only (``bpr-only``) trains the main task alone, so it runs in a comparison of its own on
-   the same per-seed split.
+   the same per-seed split. On the study's own seed the best trial already is that run (training
+   is deterministic per seed), so its metrics are taken from the study unless
+   ``reuse_study_seed=False`` (``split_sha1`` then names the trial).
 3. ``table2.csv`` / ``table2.md``: mean ± std over seeds of R@K and N@K per method, and a paired
    t-test (``scipy.stats.ttest_rel`` over seeds) of each method against the best *other* method
    by mean test Recall@20 (and NDCG@20).
@@ -149,6 +151,19 @@ def _table(runs, methods, ks, caption, path_stem: Path, tests: bool = True) -> l
     return summary
 
 
+def _row_from_trial(sweep: Sweep, method: str, b: dict, seed: int) -> dict | None:
+    """A runs.csv row from the study's best trial of ``method`` (None if it has no test metrics)."""
+    if b.get("config_source") != "search" or b.get("number") is None or not b.get("test"):
+        return None
+    t = sweep.load_study(method).trials[b["number"]]
+    ua = t.user_attrs
+    monitor = sweep.settings["base_config"].get("monitor", "recall@20")
+    return {"method": method, "seed": seed, "status": "ok", "best_epoch": ua.get("best_epoch"),
+            "epochs_run": ua.get("epochs_run"), "stopped_early": ua.get("stopped_early"),
+            "train_seconds": ua.get("train_seconds"), "seconds_per_epoch": math.nan,
+            "split_sha1": f"study trial {t.number}", f"valid_{monitor}": t.value, **ua["test"]}
+
+
 def _sensitivity_points(sweep: Sweep, best: dict) -> list[dict]:
     """The (method, param, value, params) points of Figure 5: PMTRec's alpha and tau swept one at a
     time from its best configuration (only parameters with more than one value in the space)."""
@@ -167,7 +182,8 @@ def _sensitivity_points(sweep: Sweep, best: dict) -> list[dict]:
 
 
 def run_report(sweep_dir, seeds: list[int], *, scheduler=None, n_workers=None, storage=None,
-               sensitivity: bool = True, ablation: bool = True, progress=None) -> dict:
+               sensitivity: bool = True, ablation: bool = True, reuse_study_seed: bool = True,
+               progress=None) -> dict:
     """Write the report files into ``<sweep_dir>/report``; return their paths by name."""
     from .executor import open_client
     from .trial import run_trial
@@ -194,11 +210,24 @@ def run_report(sweep_dir, seeds: list[int], *, scheduler=None, n_workers=None, s
     base.threads, base.checkpoint_every, base.record_weights = 1, 0, False
     base_dict = base.to_dict()
     groups = _groups(best, base)
-    jobs = []
+    jobs, reused = [], []
+    study_seed = int(sweep.settings["seed"])
     for name, methods, opts, gbase in groups:
         tag = hashlib.sha1(json.dumps([methods, opts, gbase.to_dict()], sort_keys=True, default=str).encode()).hexdigest()[:10]
         for s in seeds:
-            jobs.append((name, s, methods, opts, gbase.to_dict(), out / "seeds" / f"{name}-{tag}" / f"seed{s}"))
+            todo_methods = list(methods)
+            if s == study_seed and reuse_study_seed:
+                # the study's own seed: its best trial *is* this run (training is deterministic per
+                # seed; tests/test_sweep_run.py checks the re-run matches to the last digit)
+                for m in methods:
+                    shown = BPR_ONLY if name == BPR_ONLY else m
+                    row = _row_from_trial(sweep, shown, best[shown], s)
+                    if row is not None:
+                        reused.append(row)
+                        todo_methods.remove(m)
+            if todo_methods:
+                jobs.append((name, s, todo_methods, {m: opts[m] for m in todo_methods if m in opts}, gbase.to_dict(),
+                             out / "seeds" / f"{name}-{tag}" / f"seed{s}"))
     points = _sensitivity_points(sweep, best) if sensitivity else []
     sens_path = out / "sensitivity.csv"
     sens_rows = []
@@ -273,7 +302,7 @@ def run_report(sweep_dir, seeds: list[int], *, scheduler=None, n_workers=None, s
     # gather the seed runs
     from ..training.compare import read_runs
 
-    runs = []
+    runs = list(reused)
     for name, s, methods, opts, gdict, odir in jobs:
         f = Path(odir) / "runs.csv"
         if not f.is_file():

@@ -193,10 +193,11 @@ class Sweep:
     # -- trial bookkeeping --------------------------------------------------------------------
     @staticmethod
     def counted(trials) -> list:
-        """Finished trials that count: complete, pruned, or failed by their own error (not interrupted)."""
+        """Finished trials that count: complete, pruned, or failed by their own error (not interrupted,
+        not a repeated proposal answered from an earlier trial)."""
         TS = optuna().trial.TrialState
-        return [t for t in trials if t.state in (TS.COMPLETE, TS.PRUNED)
-                or (t.state == TS.FAIL and not t.user_attrs.get("interrupted"))]
+        return [t for t in trials if "duplicate_of" not in t.user_attrs and (
+            t.state in (TS.COMPLETE, TS.PRUNED) or (t.state == TS.FAIL and not t.user_attrs.get("interrupted")))]
 
     def write_trials_csv(self) -> None:
         from ..training import runio
@@ -305,10 +306,8 @@ def run_sweep(sweep_dir, settings: dict, *, scheduler: str | None = None, n_work
         done_keys = {m: finished_by_key(m) for m in studies}
         n_counted = {m: len(Sweep.counted(studies[m].get_trials(deepcopy=False))) for m in studies}
 
-        def remaining(m):  # counted trials still to get (grid: points not yet covered)
-            if sweep.settings["search"] == "grid":
-                return sweep.target(m) - len(done_keys[m])
-            return sweep.target(m) - n_counted[m]
+        def remaining(m):  # distinct configurations still to train (grid: points not yet covered)
+            return sweep.target(m) - len(done_keys[m])
 
         total = sum(sweep.target(m) for m in studies)
         done0 = total - sum(max(0, remaining(m)) for m in studies)
@@ -335,22 +334,26 @@ def run_sweep(sweep_dir, settings: dict, *, scheduler: str | None = None, n_work
                 studies[m].tell(trial, state=op.trial.TrialState.PRUNED)
             else:
                 studies[m].tell(trial, state=op.trial.TrialState.FAIL)
-            n_counted[m] += 1
-            done_keys[m][_key(trial.params)] = studies[m].trials[trial.number]
-            n_session += 1 if "duplicate_of" not in res else 0
+            if "duplicate_of" not in res:
+                n_counted[m] += 1
+                done_keys[m][_key(trial.params)] = studies[m].trials[trial.number]
+            n_session += 1
             sweep.write_trials_csv()
             done = total - sum(max(0, remaining(x)) for x in studies)
             el = time.perf_counter() - t_start
             eta = el / max(1, done - done0) * (total - done) if done > done0 else float("nan")
             progress({"done": done, "total": total, "eta_seconds": eta, "method": m, "number": trial.number,
                       "status": status, "value": res.get("value"), "params": trial.params,
-                      "error": res.get("error"), "seconds": res.get("seconds")})
+                      "error": res.get("error"), "seconds": res.get("seconds"), "duplicate_of": res.get("duplicate_of")})
 
         def next_trial():
-            """(method, trial) to run next, or None. Duplicates of finished points are answered from
-            the earlier trial (TPE may propose a categorical point twice) and count, costing nothing."""
+            """(method, trial) to run next, or None. TPE may propose a categorical point twice: a
+            repeat of a finished point is answered from the earlier trial (so the sampler learns) and
+            does not count towards the budget; after 50 repeats in a row the method stops early."""
             inflight_keys = {(mm, k) for mm, _, k in inflight.values()}
             for m in studies:
+                if m in gave_up:
+                    continue
                 for _ in range(50):
                     n_running = sum(1 for mm, _, _ in inflight.values() if mm == m)
                     if remaining(m) - n_running <= 0:
@@ -375,7 +378,14 @@ def run_sweep(sweep_dir, settings: dict, *, scheduler: str | None = None, n_work
                         studies[m].tell(trial, state=op.trial.TrialState.FAIL)
                         continue
                     return m, trial, k
+                else:
+                    if m not in gave_up:
+                        gave_up.add(m)
+                        progress({"message": f"{m}: the sampler proposed only configurations already tried "
+                                             f"(50 in a row); stopping its search at {len(done_keys[m])}"})
             return None
+
+        gave_up: set = set()
 
         if done0 < total:
             dist = __import__("distributed")
