@@ -8,18 +8,20 @@ cd "$(dirname "$0")/../.."
 OUT=results/sweep-filmtrust
 SPACE="--space paper --alpha 1.0,1.04,1.08,1.12,1.16,1.2 --tau 1,1e-2,1e-4,1e-6"
 COMMON="--dataset filmtrust --methods bpr-only,ew,pmtrec $SPACE --trials 8 --epochs 100 --pruner median --prune-startup 3 --prune-warmup 5"
-nice -n 10 dask scheduler --host 127.0.0.1 --port 8787 --no-dashboard > $OUT/scheduler.log 2>&1 &
+rm -f $OUT/scheduler.json
+nice -n 10 dask scheduler --host 127.0.0.1 --port 0 --no-dashboard --scheduler-file $OUT/scheduler.json > $OUT/scheduler.log 2>&1 &
 SCHED=$!
-sleep 5
-NUMBA_NUM_THREADS=1 nice -n 10 dask worker tcp://127.0.0.1:8787 --nworkers 2 --nthreads 1 --no-dashboard > $OUT/workers.log 2>&1 &
+while [ ! -s $OUT/scheduler.json ]; do sleep 1; done
+ADDR=$(python -c "import json; print(json.load(open('$OUT/scheduler.json'))['address'])")
+NUMBA_NUM_THREADS=1 nice -n 10 dask worker $ADDR --nworkers 2 --nthreads 1 --no-dashboard > $OUT/workers.log 2>&1 &
 WORK=$!
 trap 'kill $WORK; sleep 3; kill $SCHED' EXIT
 sleep 10
 for mode in sparse dense; do
-  nice -n 10 pmtnumba sweep run $OUT/$mode $COMMON --adam $mode --scheduler tcp://127.0.0.1:8787 > $OUT/$mode.log 2>&1 &
+  nice -n 10 pmtnumba sweep run $OUT/$mode $COMMON --adam $mode --scheduler $ADDR > $OUT/$mode.log 2>&1 &
 done
 wait %3 %4
 for mode in sparse dense; do
-  nice -n 10 pmtnumba sweep report $OUT/$mode --seeds 0,1,2 --scheduler tcp://127.0.0.1:8787 > $OUT/$mode-report.log 2>&1 &
+  nice -n 10 pmtnumba sweep report $OUT/$mode --seeds 0,1,2 --scheduler $ADDR > $OUT/$mode-report.log 2>&1 &
 done
 wait %5 %6
