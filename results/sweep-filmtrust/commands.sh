@@ -17,11 +17,15 @@ NUMBA_NUM_THREADS=1 nice -n 10 dask worker $ADDR --nworkers 2 --nthreads 1 --no-
 WORK=$!
 trap 'kill $WORK; sleep 3; kill $SCHED' EXIT
 sleep 10
-for mode in sparse dense; do
-  nice -n 10 pmtnumba sweep run $OUT/$mode $COMMON --adam $mode --scheduler $ADDR > $OUT/$mode.log 2>&1 &
+P=()
+for mode in sparse dense; do  # re-running a finished sweep only says "nothing to do"
+  nice -n 10 pmtnumba sweep run $OUT/$mode $COMMON --adam $mode --scheduler $ADDR >> $OUT/$mode.log 2>&1 &
+  P+=($!)
 done
-wait %3 %4
+wait "${P[@]}"
+P=()
 for mode in sparse dense; do
-  nice -n 10 pmtnumba sweep report $OUT/$mode --seeds 0,1,2 --scheduler $ADDR > $OUT/$mode-report.log 2>&1 &
+  nice -n 10 pmtnumba sweep report $OUT/$mode --seeds 0,1,2 --scheduler $ADDR >> $OUT/$mode-report.log 2>&1 &
+  P+=($!)
 done
-wait %5 %6
+wait "${P[@]}"
