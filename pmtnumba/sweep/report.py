@@ -308,6 +308,8 @@ def run_report(sweep_dir, seeds: list[int], *, scheduler=None, n_workers=None, s
         if not f.is_file():
             continue
         for r in read_runs(f):
+            if r["method"] not in methods or int(r["seed"]) != s:
+                continue  # kept by run_compare from an earlier call with other methods: not this job's
             if name == BPR_ONLY:
                 r["method"] = BPR_ONLY
             runs.append(r)
