@@ -45,7 +45,7 @@ def open_client(scheduler: str | None = None, n_workers: int | None = None, quie
         raise PmtError(f"--workers must be >= 1, got {n}")
     # Numba in each worker: one thread (the trial sets it too, this avoids a pool of idle threads)
     env = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-    cluster = dist.LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+    cluster = dist.LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
                                 silence_logs=40 if quiet else 30, env=env)
     try:
         client = dist.Client(cluster)
