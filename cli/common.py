@@ -3,27 +3,90 @@ which ``main`` imports in turn, so they live here to avoid an import cycle)."""
 
 from __future__ import annotations
 
+import errno
 import functools
+import inspect
+import math
 import os
 import sys
 import time
+import traceback
 
 import click
 
 from pmtnumba.errors import PmtError
 
 
+_OS_HINTS = {
+    errno.ENOSPC: " (the disk is full)",
+    errno.EDQUOT: " (disk quota exceeded)",
+    errno.EFBIG: " (the file size limit was reached: disk full or ulimit -f)",
+    errno.EROFS: " (read-only file system)",
+    errno.EACCES: " (permission denied: check the folder's permissions)",
+}
+
+
+def error_line(exc: BaseException) -> str | None:
+    """The one-line message of an anticipated exception, or None for an unexpected one."""
+    import zipfile
+
+    from pmtnumba.errors import RunFileError
+
+    if isinstance(exc, (PmtError, ValueError)):
+        return str(exc)
+    if isinstance(exc, MemoryError):
+        return ("out of memory" + (f" ({exc})" if str(exc) else "")
+                + "; use a smaller --dim or --batch-size, or free memory")
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        what = exc.strerror or str(exc) or type(exc).__name__
+        return f"{where}{what}{_OS_HINTS.get(exc.errno, '')}"
+    if isinstance(exc, zipfile.BadZipFile):
+        return f"a damaged .npz archive ({exc})"
+    if isinstance(exc, (KeyError, TypeError)) and _raised_reading_run_file(exc):
+        return f"a run file lacks or mistypes an entry ({type(exc).__name__}: {exc}); it is damaged or not a pmtnumba file"
+    if isinstance(exc, RunFileError):
+        return str(exc)
+    return None
+
+
+def _raised_reading_run_file(exc) -> bool:
+    """Whether an exception was raised while reading run files (the run reader's modules)."""
+    tb = exc.__traceback__
+    while tb is not None:
+        mod = tb.tb_frame.f_globals.get("__name__", "")
+        if mod in ("pmtnumba.training.runs", "pmtnumba.training.runio"):
+            return True
+        tb = tb.tb_next
+    return False
+
+
 def friendly_errors(fn):
-    """Turn user-facing exceptions into one clear line."""
+    """Turn every anticipated exception into one line ``error: ...`` and exit status 2.
+
+    Anticipated: :class:`PmtError` (bad input, bad run files, divergence), ``ValueError`` (bad
+    arguments), every ``OSError`` (missing file, permission, full disk, file-size limit...),
+    ``zipfile.BadZipFile``, ``MemoryError``, and a ``KeyError``/``TypeError`` raised while
+    reading run files. Anything else is a bug: its traceback is printed with a line asking to
+    report it (exit status 1). ``PMTNUMBA_DEBUG=1`` shows the traceback of every error."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (PmtError, ValueError, FileNotFoundError) as exc:
+        except (click.exceptions.ClickException, click.exceptions.Abort, click.exceptions.Exit, SystemExit,
+                KeyboardInterrupt):
+            raise
+        except Exception as exc:  # noqa: BLE001 - sorted into anticipated and unexpected below
             if os.environ.get("PMTNUMBA_DEBUG"):
                 raise
-            click.echo(f"error: {exc}", err=True)
+            line = error_line(exc)
+            if line is None:
+                traceback.print_exc()
+                click.echo(f"error: unexpected {type(exc).__name__}: {exc}. This is a bug in pmtnumba; please "
+                           f"report it with the command you ran and the traceback above.", err=True)
+                sys.exit(1)
+            click.echo(f"error: {line}", err=True)
             sys.exit(2)
 
     return wrapper
@@ -78,30 +141,97 @@ def print_metrics(metrics: dict, ks=(5, 10, 20, 40), title: str = "test") -> Non
         click.echo(f"  {k:<4d} " + "  ".join(f"{v:9.4f}" for v in vals))
 
 
-def _parse_value(text: str):
-    low = text.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    for cast in (int, float):
+#: Options the CLI never passes through -o (set by the method itself or by other options).
+_INTERNAL_OPTIONS = {"variant", "record_weights"}
+#: Ranges of combiner options whose constructor does not check them: (low, low inclusive).
+_RANGES = {"eps": (0.0, False), "tau": (0.0, False), "alpha": (0.0, False), "max_norm": (0.0, False),
+           "tol": (0.0, False), "calpha": (0.0, True), "leak": (0.0, True), "beta": (0.0, True),
+           "update_every": (1, True)}
+
+
+def _parse_bool(text: str, key: str) -> bool:
+    low = text.strip().lower()
+    if low in ("true", "yes", "1", "on"):
+        return True
+    if low in ("false", "no", "0", "off"):
+        return False
+    raise PmtError(f"-o {key}={text}: expected true or false")
+
+
+def parse_option_value(method: str, key: str, text: str, default):
+    """``text`` parsed as the type of the combiner option's default, and range-checked."""
+    if isinstance(default, bool):
+        return _parse_bool(text, key)
+    if isinstance(default, int):
         try:
-            return cast(text)
+            value = int(text)
         except ValueError:
-            pass
-    return text
+            raise PmtError(f"-o {key}={text}: {method} option {key!r} takes an integer") from None
+    elif isinstance(default, float):
+        try:
+            value = float(text)
+        except ValueError:
+            raise PmtError(f"-o {key}={text}: {method} option {key!r} takes a number") from None
+        if not math.isfinite(value):
+            raise PmtError(f"-o {key}={text}: {method} option {key!r} must be finite")
+    else:
+        return text
+    if key in _RANGES:
+        low, inclusive = _RANGES[key]
+        if value < low or (value == low and not inclusive):
+            raise PmtError(f"-o {key}={text}: {method} option {key!r} must be {'>=' if inclusive else '>'} {low}")
+    return value
+
+
+def _typed_default(p):
+    """The default of a constructor parameter, or a value of its annotated type where the default
+    is None (``alpha: float | None = None``): what -o parses the text as."""
+    if p.default is not None:
+        return p.default
+    ann = str(p.annotation)
+    for name, value in (("bool", False), ("int", 0), ("float", 0.0)):
+        if name in ann:
+            return value
+    return None
+
+
+def combiner_parameters(method: str) -> dict:
+    """``{option: typed default}`` of a combiner's constructor (what -o may set)."""
+    from pmtnumba.combiners import COMBINERS
+
+    cls = COMBINERS.get(method)
+    if cls is None:
+        raise PmtError(f"unknown method {method!r}; choose from {', '.join(COMBINERS)}")
+    params = inspect.signature(cls.__init__).parameters
+    return {k: _typed_default(p) for k, p in params.items()
+            if k != "self" and k not in _INTERNAL_OPTIONS and p.kind is p.POSITIONAL_OR_KEYWORD}
 
 
 def method_options(method, alpha, tau, drop_absent, pairs) -> dict:
-    """Combiner keyword arguments from the CLI options (validated by the combiner itself)."""
+    """Combiner keyword arguments from the CLI options: every -o KEY=VALUE must be an option of
+    ``method``'s combiner, parsed as its type and range-checked; --alpha/--tau/--drop-absent only
+    for the pmtrec methods. Raises PmtError naming the option otherwise."""
+    params = combiner_parameters(method)
     opts = {}
     for p in pairs:
         key, sep, value = p.partition("=")
+        key = key.strip().replace("-", "_")
         if not sep or not key:
-            raise PmtError(f"--method-opt expects KEY=VALUE, got {p!r}")
-        opts[key.strip().replace("-", "_")] = _parse_value(value.strip())
+            raise PmtError(f"-o expects KEY=VALUE, got {p!r}")
+        if key not in params:
+            have = ", ".join(params) or "none"
+            raise PmtError(f"-o {p}: method {method!r} has no option {key!r} (its options: {have})")
+        opts[key] = parse_option_value(method, key, value.strip(), params[key])
     pm = method.startswith("pmtrec")
     for name, val in (("alpha", alpha), ("tau", tau), ("drop_absent", drop_absent or None)):
         if val is not None:
+            flag = f"--{name.replace('_', '-')}"
             if not pm:
-                raise PmtError(f"--{name.replace('_', '-')} applies to the pmtrec methods, not {method!r}")
+                raise PmtError(f"{flag} applies to the pmtrec methods, not {method!r}")
+            if name in opts:
+                raise PmtError(f"{flag} and -o {name}=... both given; use one")
+            if isinstance(val, float):
+                if not math.isfinite(val) or val <= 0:
+                    raise PmtError(f"{flag} must be a positive finite number, got {val}")
             opts[name] = val
     return opts

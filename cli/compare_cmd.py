@@ -6,6 +6,7 @@ Wired into the command group by ``cli/main.py`` (``main.add_command(compare)``);
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -70,14 +71,32 @@ def _per_method_options(methods, alpha, tau, drop_absent, pairs) -> dict[str, di
         if m not in by_method:
             raise PmtError(f"-o {p}: method {m!r} is not among --methods ({', '.join(methods)})")
         by_method[m].append(kv)
+    from pmtnumba.combiners.pmtrec import FIXED
+
     pm = [m for m in methods if m.startswith("pmtrec")]
     for name, val in (("alpha", alpha), ("tau", tau), ("drop-absent", drop_absent or None)):
-        if val is not None and not pm:
-            raise PmtError(f"--{name} applies to the pmtrec methods, and none is among --methods")
+        if val is not None and not [m for m in pm if name not in FIXED.get(m, {})]:
+            raise PmtError(f"--{name} applies to the pmtrec methods that do not fix it, and none is among --methods")
     opts = {}
     for m in methods:
         is_pm = m.startswith("pmtrec")
-        o = method_options(m, alpha if is_pm else None, tau if is_pm else None, drop_absent and is_pm, by_method[m])
+        fixed = FIXED.get(m, {})  # an ablation's fixed value is not overridden by the shared option
+        train, rest = {}, []
+        for kv in by_method[m]:  # lr and wd are training settings (TRAINING_OVERRIDES), not combiner options
+            k, _, v = kv.partition("=")
+            if k.strip() in ("lr", "wd"):
+                try:
+                    val = float(v)
+                except ValueError:
+                    raise PmtError(f"-o {m}:{kv}: {k.strip()} takes a number") from None
+                if not math.isfinite(val) or val < 0 or (k.strip() == "lr" and val == 0):
+                    raise PmtError(f"-o {m}:{kv}: {k.strip()} must be a finite number {'> 0' if k.strip() == 'lr' else '>= 0'}")
+                train[k.strip()] = val
+            else:
+                rest.append(kv)
+        o = method_options(m, alpha if is_pm and "alpha" not in fixed else None,
+                           tau if is_pm and "tau" not in fixed else None, drop_absent and is_pm, rest)
+        o.update(train)
         if o:
             opts[m] = o
     return opts
@@ -92,8 +111,8 @@ def _per_method_options(methods, alpha, tau, drop_absent, pairs) -> dict[str, di
 @click.option("--seeds", default="0,1,2", show_default=True,
               help="Comma-separated seeds or ranges (0-4); each seed gives one split shared by all methods.")
 @click.option("--tasks", default=None, help="Comma-separated tasks; default: the data set's paper task set.")
-@click.option("--alpha", default=None, type=float, help="PMTRec task-focusing base (pmtrec methods; default 1.1).")
-@click.option("--tau", default=None, type=float, help="PMTRec softmax temperature (pmtrec methods; default 1e-4).")
+@click.option("--alpha", default=None, type=float, help="PMTRec task-focusing base (pmtrec methods but pmtrec-nofocus, which fixes it at 1; default 1.1).")
+@click.option("--tau", default=None, type=float, help="PMTRec softmax temperature (pmtrec methods but pmtrec-nobalance, which fixes it at 1; default 1e-4).")
 @click.option("--drop-absent", is_flag=True, help="PMTRec: leave tasks with a zero gradient on a row out of its softmax.")
 @click.option("-o", "--method-opt", "method_opts", multiple=True, metavar="METHOD:KEY=VALUE",
               help="A hyper-parameter of one method, e.g. -o cagrad:calpha=0.4 -o rlw:per=epoch; lr and wd override the training settings for that method, e.g. -o pmtrec:wd=1e-5 (repeatable).")

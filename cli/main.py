@@ -55,17 +55,27 @@ def main():
               help="PMTRec: write per-epoch weight distributions by user/item group to weights.csv.")
 @click.option("--checkpoint-every", default=1, show_default=True, type=int,
               help="Epochs between checkpoints in --out (0: none).")
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint (an unfinished run, or a "
+              "finished one with more --epochs).")
+@click.option("--overwrite", is_flag=True, help="Replace the run in --out (the old one stays until the new one finishes).")
+@click.option("--allow-divergence", is_flag=True,
+              help="Go on (with a warning) when a task's loss grows by orders of magnitude, instead of stopping.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @friendly_errors
 def fit(dataset, tasks, method, alpha, tau, drop_absent, method_opts, gamma, dim, batch_size, lr, wd, adam_mode, epochs, patience, eval_every, monitor,
-        seed, threads, aux_sampling, data_dir, out_dir, record_weights, checkpoint_every, resume, quiet):
+        seed, threads, aux_sampling, data_dir, out_dir, record_weights, checkpoint_every, resume, overwrite,
+        allow_divergence, quiet):
     """Train embeddings with early stopping and report test metrics of the best epoch."""
     from pmtnumba.data import SHIPPED
     from pmtnumba.tasks import default_tasks
     from pmtnumba.training import FitConfig, Trainer
     from pmtnumba.training.config import recommended_lr_wd
+    from pmtnumba.training.runio import RunWriter
 
+    if out_dir is not None:  # an occupied, locked or unusable --out fails now, not after loading and training
+        RunWriter(out_dir, resume=resume, overwrite=overwrite).check()
+    elif resume or overwrite:
+        raise PmtError(f"--{'resume' if resume else 'overwrite'} needs --out DIR")
     task_list = None if tasks is None else [t.strip() for t in tasks.split(",") if t.strip()]
     if lr is None or wd is None:
         name = dataset if dataset in SHIPPED else ""
@@ -82,11 +92,12 @@ def fit(dataset, tasks, method, alpha, tau, drop_absent, method_opts, gamma, dim
     )
     reporter = ClickReporter(quiet=quiet)
     trainer = Trainer(cfg, reporter=reporter)
+    trainer.allow_divergence = allow_divergence
     reporter.names = [t.name for t in trainer.tasks]
     ds = trainer.split.dataset
     click.echo(f"{ds.name}: {ds.n_users} users, {ds.n_items} items, {trainer.split.train_users.size} train "
                f"interactions | tasks {','.join(cfg.tasks)} | method {cfg.method} | lr {cfg.lr:g} wd {cfg.wd:g}", err=True)
-    result = trainer.fit(out_dir=out_dir, resume=resume)
+    result = trainer.fit(out_dir=out_dir, resume=resume, overwrite=overwrite)
     click.echo(f"best epoch {result.best_epoch} ({len(result.curve)} run, {result.train_seconds:.1f}s training)")
     print_metrics(result.test, cfg.ks)
     if out_dir:
@@ -118,60 +129,69 @@ def _fmt(v) -> str:
     return "-" if v is None else str(v)
 
 
-def _load_run_split(run_dir, data_dir):
-    from pmtnumba.data import load_dataset
-    from pmtnumba.data.split import make_split
-    from pmtnumba.training.runio import load_run
+def _load_run_split(run_dir, data_dir, allow_changed_data=False):
+    """The run (validated, see pmtnumba.training.runs) and its split, as (config, metrics, embeddings, split)."""
+    from pmtnumba.training.runs import load_run_split
 
-    cfg, metrics, emb = load_run(run_dir)
-    ds = load_dataset(cfg["dataset"], data_dir=data_dir or cfg.get("data_dir"))
-    if emb["user_emb"].shape[0] != ds.n_users or emb["item_emb"].shape[0] != ds.n_items:
-        raise PmtError(f"{run_dir}: embeddings do not match data set {cfg['dataset']!r} "
-                       f"({emb['user_emb'].shape[0]} x {emb['item_emb'].shape[0]} vs {ds.n_users} x {ds.n_items})")
-    return cfg, metrics, emb, make_split(ds, cfg["seed"])
+    r, sp = load_run_split(run_dir, data_dir, allow_changed_data, message=lambda t: click.echo(t, err=True))
+    return r.config, r.metrics, r.embeddings, sp
+
+
+_ALLOW_CHANGED = click.option("--allow-changed-data", is_flag=True,
+                              help="Use the run's data file even if it changed since the run was trained.")
 
 
 @main.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--data-dir", default=None)
 @click.option("--part", default="test", type=click.Choice(["valid", "test"]), show_default=True)
+@_ALLOW_CHANGED
 @friendly_errors
-def evaluate(run_dir, data_dir, part):
+def evaluate(run_dir, data_dir, part, allow_changed_data):
     """Re-evaluate the saved embeddings of a run on its split."""
     from pmtnumba.evaluation import evaluate as eval_fn
 
-    cfg, metrics, emb, sp = _load_run_split(run_dir, data_dir)
+    cfg, metrics, emb, sp = _load_run_split(run_dir, data_dir, allow_changed_data)
     heldout, exclude = (sp.valid, [sp.train]) if part == "valid" else (sp.test, [sp.train, sp.valid])
     ks = tuple(cfg.get("ks", (5, 10, 20, 40)))
     m = eval_fn(emb["user_emb"], emb["item_emb"], heldout, exclude=exclude, ks=ks)
     print_metrics(m, ks, title=part)
-    if metrics is not None and part in metrics:
-        k = cfg.get("monitor", "recall@20")
-        click.echo(f"saved {part} {k}: {metrics[part].get(k, float('nan')):.4f}, now {m[k]:.4f}")
+    k = cfg.get("monitor", "recall@20")
+    saved = (metrics or {}).get(part) or {}
+    if isinstance(saved.get(k), (int, float)) and k in m:
+        click.echo(f"saved {part} {k}: {saved[k]:.4f}, now {m[k]:.4f}")
 
 
 @main.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--user", "user_id", required=True, help="The user's original id.")
-@click.option("-k", "k", default=10, show_default=True, type=int)
+@click.option("-k", "k", default=10, show_default=True, type=int, help="How many items (at most the number of items).")
 @click.option("--data-dir", default=None)
+@_ALLOW_CHANGED
 @friendly_errors
-def recommend(run_dir, user_id, k, data_dir):
+def recommend(run_dir, user_id, k, data_dir, allow_changed_data):
     """Top-K items the user has not interacted with (train, validation or test), by original id."""
     from pmtnumba.evaluation import topk_for_users
 
     if k < 1:
         raise PmtError(f"-k must be >= 1, got {k}")
-    cfg, _, emb, sp = _load_run_split(run_dir, data_dir)
+    cfg, _, emb, sp = _load_run_split(run_dir, data_dir, allow_changed_data)
     user_raw = emb["user_raw"]
     matches = np.flatnonzero(user_raw.astype(str) == str(user_id))
     if matches.size == 0:
         raise PmtError(f"user {user_id!r} is not in data set {cfg['dataset']!r}")
     u = int(matches[0])
+    n_items = emb["item_emb"].shape[0]
+    if k > n_items:
+        click.echo(f"-k {k} is more than the {n_items} items: listing at most {n_items}", err=True)
+        k = n_items
     items = topk_for_users(emb["user_emb"], emb["item_emb"], np.array([u]), [sp.train, sp.valid, sp.test], k)[0]
+    items = items[items >= 0]
     scores = emb["item_emb"] @ emb["user_emb"][u]
-    click.echo(f"top {k} for user {user_id} ({cfg['dataset']}):")
-    for rank, it in enumerate(items[items >= 0], 1):
+    click.echo(f"top {len(items)} for user {user_id} ({cfg['dataset']}):")
+    if items.size == 0:
+        click.echo("  (none: the user has interacted with every item)")
+    for rank, it in enumerate(items, 1):
         click.echo(f"  {rank:3d}  item {emb['item_raw'][it]}  score {scores[it]:.4f}")
 
 
@@ -182,25 +202,19 @@ def recommend(run_dir, user_id, k, data_dir):
 @friendly_errors
 def weights(run_dir, epoch, plot_dir):
     """PMTRec's per-row task weights by user/item activity group (from weights.csv of a run)."""
-    import csv
     from pathlib import Path
 
+    from pmtnumba.training.runs import read_metrics, read_weights_csv
     from pmtnumba.training.weights import weights_table
 
-    path = Path(run_dir) / "weights.csv"
-    if not path.is_file():
-        raise PmtError(f"{path}: no weights recorded (train with --method pmtrec and --out)")
-    with open(path) as f:
-        records = list(csv.DictReader(f))
+    if not Path(run_dir).is_dir():
+        raise PmtError(f"{run_dir}: no such run directory")
+    records = read_weights_csv(Path(run_dir) / "weights.csv")
     epochs = sorted({int(r["epoch"]) for r in records})
-    if not epochs:
-        raise PmtError(f"{path}: empty")
     best = None
     mpath = Path(run_dir) / "metrics.json"
     if mpath.is_file():
-        from pmtnumba.training.runio import read_json
-
-        best = read_json(mpath).get("best_epoch")
+        best = read_metrics(mpath).get("best_epoch")
     show = [epoch] if epoch is not None else list(dict.fromkeys(e for e in (epochs[0], best, epochs[-1]) if e))
     for e in show:
         if e not in epochs:

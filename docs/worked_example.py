@@ -4,8 +4,9 @@ Runs the engine's real kernels (float64) on 4 users and 5 items, d = 3:
 
 1. each task's slot contributions (``Task.compute``: one row id and one gradient vector per slot),
 2. the gathered row gradients ``G [T, R, d]`` (``pmtnumba.training.step.multitask_gradients``),
-3. the EW combination ``g = sum_t G[t]``,
-4. one sparse Adam step on the rows R.
+3. the EW combination ``g = sum_t G[t]``, and PMTRec's per-row combination of the same ``G``
+   (after a two-row example small enough to check by hand),
+4. one sparse Adam step on the rows R (with EW's ``g``).
 
 Usage (from the repository root)::
 
@@ -29,7 +30,8 @@ if str(ROOT) not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from pmtnumba.combiners import EW, StepContext  # noqa: E402
+from pmtnumba.combiners import EW, PMTRec, StepContext  # noqa: E402
+from pmtnumba.combiners.pmtrec import pmtrec_reference  # noqa: E402
 from pmtnumba.data.csr import csr_from_pairs  # noqa: E402
 from pmtnumba.data.dataset import Dataset  # noqa: E402
 from pmtnumba.optim import Adam  # noqa: E402
@@ -135,6 +137,8 @@ def main_print():
     for k, r in enumerate(R):
         print(f"   {label(r, U):>3s}  {vec(g[k])}")
 
+    print_pmtrec(G, R, U, tasks)
+
     E_before = E.copy()
     adam = Adam(E, lr=LR, weight_decay=0.0, mode="sparse")
     adam.step(R, g)
@@ -150,6 +154,39 @@ def main_print():
     else:
         print("   (every row of this toy table is in R; in sparse mode rows outside R would not move)")
     print("\nPer-task mean losses: " + ", ".join(f"{t.name} {x:.6f}" for t, x in zip(tasks, losses)))
+
+
+def print_pmtrec(G, R, U, tasks):
+    """PMTRec (Algorithm 1, lines 9-12) by hand on two rows, then the kernel on the step's G."""
+    print("\n3b. PMTRec: per row, n[t] = ||G[t, r]||, n[0] *= alpha ** s, w = softmax(n / tau), g[r] = sum_t w[t] G[t, r]")
+    H = np.array([[[0.3, 0.4], [0.6, 0.8]],     # task 0 (main) on rows A and B
+                  [[0.6, -0.8], [0.0, 1.0]]])   # task 1 on rows A and B
+    alpha, tau, s = 2.0, 1.0, 1
+    print(f"   by hand, T = 2 tasks, rows A and B, d = 2, alpha = {alpha:g}, tau = {tau:g}, epoch s = {s}:")
+    print("   row A: G[0] = [0.3 0.4] (n0 = 0.5, x alpha^1 = 1.0), G[1] = [0.6 -0.8] (n1 = 1.0)")
+    print("          logits n / tau = (1, 1) -> w = (0.5, 0.5) -> g = 0.5 [0.3 0.4] + 0.5 [0.6 -0.8] = [0.45 -0.2]")
+    print("   row B: G[0] = [0.6 0.8] (n0 = 1.0, x 2 = 2.0), G[1] = [0 1] (n1 = 1.0)")
+    print("          logits (2, 1) -> w0 = e^2 / (e^2 + e) = e / (e + 1) = 0.731059, w1 = 0.268941")
+    print("          -> g = 0.731059 [0.6 0.8] + 0.268941 [0 1] = [0.438635 0.853788]")
+    ref, W = pmtrec_reference(H, alpha, tau, s)
+    c = PMTRec(alpha=alpha, tau=tau, record_weights=True)
+    g = c(H, StepContext(epoch=s))
+    assert np.allclose(g, ref, rtol=1e-12) and np.allclose(c.last_weights, W, rtol=1e-12)
+    assert np.allclose(ref, [[0.45, -0.2], [0.438635, 0.853788]], atol=5e-7)
+    for name, k in (("A", 0), ("B", 1)):
+        print(f"   kernel, row {name}: w = {vec(c.last_weights[k])}, g = {vec(g[k])}  (pmtrec_reference: the same)")
+    alpha, tau = 1.1, 1.0
+    c = PMTRec(alpha=alpha, tau=tau, record_weights=True)
+    g = c(G, StepContext(epoch=EPOCH, step=STEP, rows=R, n_users=U))
+    print(f"   on the step's G above (alpha = {alpha:g}, s = {EPOCH}, tau = {tau:g} because this toy's norms are O(1);")
+    print("   in training they are ~1e-5..1e-2 and tau ~1e-4. A task that did not touch a row has n = 0 there")
+    print("   and still takes part in its softmax):")
+    print("   row  " + "  ".join(f"{t.name[:8]:>8s}" for t in tasks) + "   (weights w[t]), g[r]")
+    norms = np.linalg.norm(G, axis=-1)
+    for k, r in enumerate(R):
+        print(f"   {label(r, U):>3s}  " + "  ".join(f"{x:8.5f}" for x in c.last_weights[k]) + f"   {vec(g[k])}")
+    k = int(np.argmax(norms[0] > 0))
+    print(f"   e.g. row {label(R[k], U)}: n = {vec(norms[:, k])}, n[0] x {alpha:g}^{EPOCH} = {norms[0, k] * alpha ** EPOCH:.5f}")
 
 
 def render() -> str:

@@ -20,6 +20,7 @@ import json
 import time
 from pathlib import Path
 
+from pmtnumba.combiners.pmtrec import FIXED
 from pmtnumba.data import load_dataset
 from pmtnumba.data.split import make_split
 from pmtnumba.training import FitConfig, Trainer
@@ -35,6 +36,13 @@ def parse_opts(text):
         k, v = kv.split("=")
         out[k] = float(v)
     return out
+
+
+def pmtrec_options(method, pm):
+    """The --pmtrec options a method takes: none for the baselines; an ablation keeps its fixed value."""
+    if not method.startswith("pmtrec"):
+        return {}
+    return {k: v for k, v in pm.items() if k not in FIXED.get(method, {})}
 
 
 def main():
@@ -61,7 +69,7 @@ def main():
 
     def run(method, seed, wd):
         cfg = FitConfig(dataset=a.dataset, tasks=a.tasks.split(",") if a.tasks else None, method=method,
-                        method_options=pm if method.startswith("pmtrec") else {}, lr=a.lr, wd=wd, seed=seed,
+                        method_options=pmtrec_options(method, pm), lr=a.lr, wd=wd, seed=seed,
                         monitor=a.monitor, threads=a.threads, record_weights=False)
         t0 = time.perf_counter()
         r = Trainer(cfg, split=splits[seed]).fit()

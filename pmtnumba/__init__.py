@@ -14,16 +14,13 @@ NumPy/Numba engine with hand-derived gradients. The package is organised by what
 import os as _os
 
 # How Numba's OpenMP threads (libgomp) wait between parallel regions. A training step runs
-# several short parallel kernels (0.05-0.1 ms each) separated by a few microseconds of Python.
-# libgomp's default spins ~300,000 rounds (milliseconds): on a shared 2-core machine with a busy
-# neighbour a 2-thread epoch then ran many times slower than 1 thread (0.87 s vs 0.14 s per
-# videogame BPR epoch). Pure sleeping (OMP_WAIT_POLICY=PASSIVE) is safe under load but puts
-# two thread wake-ups on the critical path of every region: the triplet kernel (2,048 samples,
-# 0.1 ms) then got no faster with 2 threads than with 1 on an idle machine. A short spin of
-# 1,000 rounds (tens of microseconds) is the measured middle (benchmarks/README.md): idle machine
-# 0.096 -> 0.053 ms with 2 threads; with a CPU hog on the other core 0.152 ms (PASSIVE 0.106,
-# 10,000 rounds 0.62). Set OMP_WAIT_POLICY or GOMP_SPINCOUNT yourself (before importing
-# pmtnumba) to choose otherwise; on a loaded machine, 1 thread (--threads 1) is fastest anyway.
+# several short parallel kernels separated by a few microseconds of Python. libgomp's default
+# spins for milliseconds, which on a shared machine with a busy neighbour makes 2 threads far
+# slower than 1; pure sleeping (OMP_WAIT_POLICY=PASSIVE) puts two thread wake-ups on the critical
+# path of every short region, so 2 threads gain nothing. A short spin of 1,000 rounds (tens of
+# microseconds) is the measured middle (benchmarks/README.md, "Kernel design measurements"). Set
+# OMP_WAIT_POLICY or GOMP_SPINCOUNT yourself (before importing pmtnumba) to choose otherwise; on a
+# loaded machine, 1 thread (--threads 1) is fastest anyway.
 if "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ:
     _os.environ["GOMP_SPINCOUNT"] = "1000"
 

@@ -11,3 +11,8 @@ class DataError(PmtError):
 
 class TrainingDiverged(PmtError):
     """A loss or gradient became NaN or Inf; the message names the task and epoch."""
+
+
+class RunFileError(PmtError):
+    """A file of a run directory (config, metrics, embeddings, checkpoint...) is missing, damaged
+    or does not belong to the run; the message names the file and what is wrong."""

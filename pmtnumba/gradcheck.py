@@ -16,6 +16,18 @@ For each task two kinds of check are run (``pmtnumba gradcheck`` prints them as 
     the loss whose finite differences it is compared with. Link tasks are checked under both
     sampling modes; ``bpr``, ``align_uniform`` and ``rating`` use the batch (``batch``).
 
+``score +50`` ... ``one user`` (``edge=True``, the default)
+    Inputs that exercise the guards, on the pure functions: a triplet whose score is +-50 or
+    +-1000 next to an ordinary one (``bpr``; the link tasks run the same kernel), where a naive
+    ``log(1 + exp(-x))`` overflows; DirectAU rows with norm 0, 0.5 eps, exactly eps and 2 eps of
+    the normalisation guard ``n = e / max(||e||, eps)`` (eps = 1e-12); and a batch with one
+    distinct user. Guard rows are differenced with a step scaled to the row (``1e-6 *
+    max(||e||, eps)``), and the reference is evaluated with each row's branch of the guard frozen
+    at its value at E (``e / eps`` for ``||e|| <= eps``, as the kernel decides): a step cannot
+    cross the guard, and for the linear branch the result is the closed form ``dL/dn / eps``.
+    Errors are measured per row (``max_r |g_r - g_fd_r| / max |g_fd_r|``), since guard rows'
+    gradients are ~1e12 times the others'.
+
 The finite differences are taken of an *independent NumPy reference* of each loss (not of the
 kernel's own loss value), and the kernel's loss is compared with that reference too, so both the
 value and the gradient of every kernel are checked.
@@ -55,11 +67,17 @@ def ref_triplet_loss(E, a, b, c):
     return float(np.mean(np.logaddexp(0.0, -x)))
 
 
-def ref_align_uniform_loss(E, users, items, gamma=1.0, eps=_au.EPS):
-    """DirectAU in NumPy: pairwise distances with ``triu_indices`` (as ``torch.pdist``)."""
+def ref_align_uniform_loss(E, users, items, gamma=1.0, eps=_au.EPS, linear_rows=None):
+    """DirectAU in NumPy: pairwise distances with ``triu_indices`` (as ``torch.pdist``).
+
+    ``linear_rows`` (bool [n_rows], optional) freezes the guard's branch: those rows are
+    normalised as ``e / eps`` and the others as ``e / ||e||`` whatever their norm now."""
     def normed(rows):
         X = E[rows]
-        return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), eps)
+        nrm = np.linalg.norm(X, axis=1, keepdims=True)
+        if linear_rows is None:
+            return X / np.maximum(nrm, eps)
+        return X / np.where(linear_rows[rows][:, None], eps, nrm)
 
     align = float(np.mean(np.sum((normed(users) - normed(items)) ** 2, axis=1)))
 
@@ -80,17 +98,19 @@ def ref_rating_loss(E, u, i, r):
 
 
 def finite_differences(f, E, h=FD_STEP):
-    """Central differences ``(f(E + h e_k) - f(E - h e_k)) / 2h`` for every entry of ``E``."""
+    """Central differences ``(f(E + h e_k) - f(E - h e_k)) / 2h`` for every entry of ``E``;
+    ``h`` a number or one step per row."""
     g = np.zeros_like(E)
     X = E.copy()
+    steps = np.broadcast_to(np.asarray(h, dtype=np.float64).reshape(-1, *([1] * (E.ndim - 1))), E.shape)
     for idx in np.ndindex(*E.shape):
-        x0 = X[idx]
-        X[idx] = x0 + h
+        x0, hk = X[idx], steps[idx]
+        X[idx] = x0 + hk
         fp = f(X)
-        X[idx] = x0 - h
+        X[idx] = x0 - hk
         fm = f(X)
         X[idx] = x0
-        g[idx] = (fp - fm) / (2.0 * h)
+        g[idx] = (fp - fm) / (2.0 * hk)
     return g
 
 
@@ -102,10 +122,16 @@ def dense(E, rows, grads):
     return out
 
 
-def _result(task, check, G, G_fd, loss, loss_ref, tol):
+def _result(task, check, G, G_fd, loss, loss_ref, tol, per_row=False):
     abs_err = float(np.max(np.abs(G - G_fd))) if G.size else 0.0
     scale = max(float(np.max(np.abs(G_fd))), float(np.max(np.abs(G))), 1e-300)
     rel_err = abs_err / scale
+    if per_row:  # each row against its own scale (rows where both are exactly 0 have error 0)
+        err_r = np.max(np.abs(G - G_fd), axis=1)
+        scale_r = np.maximum(np.max(np.abs(G_fd), axis=1), np.max(np.abs(G), axis=1))
+        rel_err = float(np.max(np.where(err_r > 0, err_r / np.where(scale_r > 0, scale_r, 1.0), 0.0)))
+        if not np.all(np.isfinite(G)):
+            rel_err = float("inf")
     loss_err = abs(loss - loss_ref) / max(1.0, abs(loss_ref))
     ok = bool(np.isfinite(rel_err) and rel_err <= tol and loss_err <= tol and scale > 1e-300)
     return {
@@ -246,14 +272,79 @@ def _compute_check(task_name, mode, dim, seed, tol):
     return _result(task_name, mode, dense(E, rows, grads), finite_differences(f, E), out.loss, f(E), tol)
 
 
+
+# --------------------------------------------------------------------------------------------
+# Edge cases: the guards (softplus overflow, DirectAU's normalisation guard, one distinct user)
+
+TRIPLET_SCORES = (50.0, -50.0, 1000.0, -1000.0)
+GUARD_NORMS = (("zero row", 0.0), ("norm eps/2", 0.5), ("norm = eps", 1.0), ("norm 2 eps", 2.0))
+
+
+def _triplet_edge(score, dim, seed, tol):
+    """An ordinary triplet (rows 0, 1, 2) and one with score ``x = E[0] . (E[3] - E[4])`` set to
+    ``score`` (anchor row 0 shared)."""
+    rng = np.random.default_rng([seed, 7, int(abs(score)), score > 0])
+    E = _table(rng, 5, dim)
+    E[3] = E[4] + score * E[0] / (E[0] @ E[0])
+    a, b, c = np.array([0, 0]), np.array([1, 3]), np.array([2, 4])
+    loss, rows, grads = _triplet.triplet_loss_grad(E, a, b, c)
+    f = lambda X: ref_triplet_loss(X, a, b, c)  # noqa: E731
+    x = float(E[0] @ (E[3] - E[4]))
+    return _result("bpr", f"score {x:+.0f}", dense(E, rows, grads), finite_differences(f, E), loss, f(E), tol)
+
+
+def _guard_edge(name, factor, dim, seed, tol, eps=_au.EPS):
+    """DirectAU on 3 users and 4 items where item row 5 has norm ``factor * eps`` (a one-hot
+    vector, so its norm is exact); it is paired with two users and takes part in the items'
+    uniformity."""
+    rng = np.random.default_rng([seed, 11, int(factor * 10)])
+    E = _table(rng, 7, dim, norm_spread=True)
+    E[5] = 0.0
+    E[5, 0] = factor * eps
+    users = np.array([0, 1, 2, 0, 1])
+    items = np.array([3, 5, 4, 5, 6])
+    gamma = 0.7
+    linear = np.linalg.norm(E, axis=1) <= eps  # the kernel's test: the linear branch unless ||e|| > eps
+    loss, rows, grads = _au.align_uniform_loss_grad(E, users, items, gamma=gamma)
+    f = lambda X: ref_align_uniform_loss(X, users, items, gamma, eps, linear_rows=linear)  # noqa: E731
+    h = FD_STEP * np.maximum(np.linalg.norm(E, axis=1), eps)
+    G_fd = finite_differences(f, E, h)
+    return _result("align_uniform", name, dense(E, rows, grads), G_fd, loss, f(E), tol, per_row=True)
+
+
+def _one_user_edge(task, dim, seed, tol):
+    """A batch whose pairs all have the same user (DirectAU: no user pair, unif(users) = 0)."""
+    rng = np.random.default_rng([seed, 13, ALL_TASKS.index(task)])
+    if task == "bpr":
+        E = _table(rng, 6, dim)
+        a, b, c = np.zeros(4, np.int64), np.array([1, 2, 3, 1]), np.array([4, 5, 1, 2])
+        loss, rows, grads = _triplet.triplet_loss_grad(E, a, b, c)
+        f = lambda X: ref_triplet_loss(X, a, b, c)  # noqa: E731
+    else:
+        E = _table(rng, 6, dim, norm_spread=True)
+        users, items = np.zeros(5, np.int64), np.array([1, 2, 3, 4, 2])
+        loss, rows, grads = _au.align_uniform_loss_grad(E, users, items, gamma=0.7)
+        f = lambda X: ref_align_uniform_loss(X, users, items, 0.7)  # noqa: E731
+    return _result(task, "one user", dense(E, rows, grads), finite_differences(f, E), loss, f(E), tol)
+
+
+def edge_checks(task, dim, seed, tol) -> list[dict]:
+    """The edge-case checks of ``task`` (empty for tasks without a guard of their own)."""
+    if task == "bpr":
+        return [_triplet_edge(x, dim, seed, tol) for x in TRIPLET_SCORES] + [_one_user_edge("bpr", dim, seed, tol)]
+    if task == "align_uniform":
+        return [_guard_edge(n, f, dim, seed, tol) for n, f in GUARD_NORMS] + [_one_user_edge(task, dim, seed, tol)]
+    return []
+
 # --------------------------------------------------------------------------------------------
 
 
-def run_gradcheck(tasks="all", dim: int = 8, seed: int = 0, tol: float = 1e-6) -> list[dict]:
+def run_gradcheck(tasks="all", dim: int = 8, seed: int = 0, tol: float = 1e-6, edge: bool = True) -> list[dict]:
     """Check every requested task; return one dict per check.
 
     ``tasks`` is ``"all"``, a task name or a list of names. Each dict has ``task``, ``check``
-    (``pure``, ``anchored``, ``independent`` or ``batch``), ``n_params`` (entries of the table
+    (``pure``, ``anchored``, ``independent``, ``batch`` or an edge case, see the module
+    docstring; ``edge=False`` leaves those out), ``n_params`` (entries of the table
     differentiated), ``max_abs_err``, ``max_rel_err``, ``loss_err`` and ``status``
     (``"pass"``/``"fail"`` against ``tol``).
     """
@@ -272,6 +363,8 @@ def run_gradcheck(tasks="all", dim: int = 8, seed: int = 0, tol: float = 1e-6) -
         modes = ("anchored", "independent") if name in LINK_TASKS else ("batch",)
         for mode in modes:
             results.append(_compute_check(name, mode, dim, seed, tol))
+        if edge:
+            results += edge_checks(name, dim, seed, tol)
     return results
 
 

@@ -1,9 +1,26 @@
-"""Shared fixtures: small synthetic data sets (no files needed)."""
+"""Shared fixtures: small synthetic data sets (no files needed).
 
-import numpy as np
-import pytest
+The thread-count determinism tests compare 1 thread with 2. Numba fixes its largest thread count
+when it is first imported (``NUMBA_NUM_THREADS``, default: the number of cores), so on a one-core
+runner, or with ``NUMBA_NUM_THREADS=1`` exported, they would compare 1 with 1 and test nothing.
+Numba allows more threads than cores when the variable is set before import, so it is raised to
+at least 2 here, before anything imports numba (a larger value is kept).
+"""
 
-from pmtnumba.data.dataset import Dataset
+import os
+
+if int(os.environ.get("NUMBA_NUM_THREADS") or 0) < 2:
+    os.environ["NUMBA_NUM_THREADS"] = str(max(2, int(os.environ.get("NUMBA_NUM_THREADS") or os.cpu_count() or 1)))
+
+# CUDA tests run in numba's CUDA simulator unless PMTNUMBA_REAL_GPU=1; numba reads the switch
+# once, at its first import, so it is set here, before anything imports numba.
+if os.environ.get("PMTNUMBA_REAL_GPU") != "1":
+    os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from pmtnumba.data.dataset import Dataset  # noqa: E402
 
 
 def synthetic_dataset(n_users=60, n_items=40, per_user=8, seed=0, ratings=True, name="synthetic"):
@@ -37,6 +54,15 @@ def synthetic_dataset(n_users=60, n_items=40, per_user=8, seed=0, ratings=True, 
     )
 
 
+def several_threads() -> int:
+    """The thread count the determinism tests compare with 1 thread: 2, never 1."""
+    import numba
+
+    n = numba.config.NUMBA_NUM_THREADS
+    assert n >= 2, f"numba was imported with NUMBA_NUM_THREADS={n} before tests/conftest.py could raise it"
+    return 2
+
+
 @pytest.fixture(scope="module")
 def one_numba_thread():
     """Run a module's kernels on one thread: on a shared 2-core machine every parallel region can
@@ -52,3 +78,13 @@ def one_numba_thread():
 @pytest.fixture
 def tiny_dataset():
     return synthetic_dataset()
+
+
+@pytest.fixture(scope="session")
+def cuda_sim():
+    """``numba.cuda`` for CUDA-twin tests: the simulator (tiny inputs only, it is slow) unless
+    PMTNUMBA_REAL_GPU=1. Skips when numba-cuda is not installed or no device is usable."""
+    cuda = pytest.importorskip("numba.cuda")
+    if not cuda.is_available():
+        pytest.skip("numba.cuda: no usable GPU and the simulator is off")
+    return cuda

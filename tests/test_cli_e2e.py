@@ -68,3 +68,35 @@ def test_divergence_names_task_and_epoch():
     tr.encoder.E[:] = np.nan  # a poisoned table: the first step's loss is NaN
     with pytest.raises(TrainingDiverged, match=r"task 'bpr' has a non-finite loss at epoch 1"):
         tr.fit()
+
+
+def test_run_records_effective_config_versions_and_events(tmp_path):
+    """config.json / metrics.json hold what the combiner and tasks really used (an ablation's fixed
+    tau, not a value it would ignore) and the package version and commit; an explicit conflicting
+    tau is a one-line error; curve.csv carries the combiner's event counts per epoch."""
+    import csv as csvmod
+
+    ds = synthetic_dataset(n_users=60, n_items=40, per_user=8)
+    data = tmp_path / "toy.csv"
+    write_csv(data, ds)
+    out = tmp_path / "nobal"
+    common = ["fit", "--dataset", str(data), "--epochs", "2", "--batch-size", "64", "--threads", "1", "--quiet",
+              "--tasks", "bpr,align_uniform"]
+    r = CliRunner().invoke(main, common + ["--method", "pmtrec-nobalance", "--alpha", "1.2", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["effective"]["method"] == {"name": "pmtrec-nobalance", "variant": "pmtrec-nobalance", "alpha": 1.2,
+                                          "tau": 1.0, "drop_absent": False}
+    assert cfg["effective"]["tasks"]["align_uniform"]["gamma"] > 0 and "bpr" in cfg["effective"]["tasks"]
+    assert cfg["versions"]["pmtnumba"] and "git_commit" in cfg["versions"]
+    assert json.loads((out / "metrics.json").read_text())["effective"] == cfg["effective"]
+    r = CliRunner().invoke(main, common + ["--method", "pmtrec-nobalance", "--tau", "1e-6"])
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert r.output.strip() == ("error: pmtrec-nobalance: tau is fixed at 1 by this ablation, got tau=1e-06; "
+                                "leave tau out for pmtrec-nobalance (or use pmtrec)")
+    out = tmp_path / "nash"
+    r = CliRunner().invoke(main, common + ["--method", "nash-mtl", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    with open(out / "curve.csv") as f:
+        rows = list(csvmod.DictReader(f))
+    assert [int(row["combiner_fallbacks"]) for row in rows] == [0, 0]

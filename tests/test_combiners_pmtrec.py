@@ -5,22 +5,13 @@ import numpy as np
 import pytest
 
 from pmtnumba.combiners import COMBINERS, StepContext, make_combiner
-from pmtnumba.combiners.pmtrec import PMTRec, focus_factor, pmtrec_combine
+from pmtnumba.combiners.pmtrec import PMTRec, focus_factor, pmtrec_combine, pmtrec_reference
+
+from .conftest import several_threads
 
 
 # this module's kernels run on one thread (tests/conftest.py); the thread-count tests set their own
 pytestmark = pytest.mark.usefixtures("one_numba_thread")
-
-
-def pmtrec_reference(G, alpha, tau, epoch):
-    """Algorithm 1, lines 8-12, transcribed literally (float64, no stabilisation beyond NumPy's)."""
-    Grads = np.asarray(G, dtype=np.float64)  # line 8: Stack(Grad, dim=0) -> [T, R, d]
-    Norm = np.linalg.norm(Grads, axis=-1)  # line 9: Norm(Grads, dim=-1) -> [T, R]
-    Norm[0] = Norm[0] * alpha**epoch  # line 10: task focusing on the main task
-    z = Norm / tau  # line 11: Softmax(Norm / tau, dim=0)
-    z = z - z.max(axis=0, keepdims=True)
-    Attn = np.exp(z) / np.exp(z).sum(axis=0, keepdims=True)
-    return (Attn[:, :, None] * Grads).sum(axis=0), Attn.T  # line 12; weights as [R, T]
 
 
 def random_G(rng, T=3, R=257, d=32, dtype=np.float64, scale=1.0):
@@ -141,10 +132,18 @@ def test_variants():
     G = random_G(rng, T=3, R=40)
     ctx = StepContext(epoch=9)
     full = make_combiner("pmtrec", alpha=1.2, tau=0.5)
-    nofocus = make_combiner("pmtrec-nofocus", alpha=1.2, tau=0.5)
-    nobalance = make_combiner("pmtrec-nobalance", alpha=1.2, tau=0.5)
+    nofocus = make_combiner("pmtrec-nofocus", tau=0.5)
+    nobalance = make_combiner("pmtrec-nobalance", alpha=1.2)
     assert (nofocus.alpha, nofocus.tau) == (1.0, 0.5)
     assert (nobalance.alpha, nobalance.tau) == (1.2, 1.0)
+    assert nobalance.config() == {"variant": "pmtrec-nobalance", "alpha": 1.2, "tau": 1.0, "drop_absent": False}
+    # a value the ablation would override is an error, never silently replaced; its own value is fine
+    with pytest.raises(ValueError, match=r"pmtrec-nobalance: tau is fixed at 1 by this ablation, got tau=1e-06"):
+        make_combiner("pmtrec-nobalance", alpha=1.2, tau=1e-6)
+    with pytest.raises(ValueError, match=r"pmtrec-nofocus: alpha is fixed at 1 by this ablation, got alpha=1.2"):
+        make_combiner("pmtrec-nofocus", alpha=1.2)
+    assert make_combiner("pmtrec-nobalance", tau=1.0).tau == 1.0
+    assert (make_combiner("pmtrec").alpha, make_combiner("pmtrec").tau) == (1.1, 1e-4)
     np.testing.assert_allclose(full(G, ctx), pmtrec_reference(G, 1.2, 0.5, 9)[0], rtol=1e-12)
     np.testing.assert_allclose(nofocus(G, ctx), pmtrec_reference(G, 1.0, 0.5, 9)[0], rtol=1e-12)
     np.testing.assert_allclose(nobalance(G, ctx), pmtrec_reference(G, 1.2, 1.0, 9)[0], rtol=1e-12)
@@ -181,7 +180,7 @@ def test_bit_identical_across_thread_counts():
         numba.set_num_threads(1)
         W1 = np.empty((5000, 3))
         g1 = pmtrec_combine(G, 1.1, 1e-1, 5, out_weights=W1)
-        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        numba.set_num_threads(several_threads())
         W2 = np.empty((5000, 3))
         g2 = pmtrec_combine(G, 1.1, 1e-1, 5, out_weights=W2)
     finally:

@@ -26,6 +26,8 @@ from pmtnumba.combiners.gram import gram, weighted_sum
 from pmtnumba.combiners.nash_mtl import nash_mtl_residual, nash_mtl_solve
 from pmtnumba.combiners.rlw import rlw_weights
 
+from .conftest import several_threads
+
 D = 600
 
 
@@ -83,7 +85,7 @@ def test_gram_bit_identical_across_thread_counts():
     try:
         numba.set_num_threads(1)
         A1, g1 = gram(G), pcgrad_combine(G, np.random.default_rng(5))
-        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        numba.set_num_threads(several_threads())
         A2, g2 = gram(G), pcgrad_combine(G, np.random.default_rng(5))
     finally:
         numba.set_num_threads(saved)
@@ -341,12 +343,11 @@ def test_nash_mtl_fixed_point(kind, T):
         with warnings.catch_warnings():
             warnings.simplefilter("error", CombinerWarning)
             g = c(G.reshape(T, 20, 30), StepContext(step=step + 1)).reshape(-1)
-        A = G @ G.T
-        An = A / np.linalg.norm(A)
+        A = G @ G.T  # the unnormalised Gram matrix: the definition, not its solver's scaling
         alpha = c.alpha
         assert np.all(alpha > 0)
-        np.testing.assert_allclose(An @ alpha, 1.0 / alpha, rtol=1e-6)
-        assert nash_mtl_residual(An, alpha) < 1e-9
+        np.testing.assert_allclose(A @ alpha, 1.0 / alpha, rtol=1e-6)
+        assert nash_mtl_residual(A, alpha) < 1e-9
         ref = alpha @ G
         norm = np.linalg.norm(ref)
         if norm > 1.0:
@@ -354,6 +355,27 @@ def test_nash_mtl_fixed_point(kind, T):
         np.testing.assert_allclose(g, ref, rtol=1e-9)
         assert np.linalg.norm(g) <= 1.0 + 1e-9
     assert c.fallbacks == 0
+
+
+@pytest.mark.parametrize("scale", [1e-6, 1e-5, 1e-4, 1e-3, 1.0])
+def test_nash_mtl_bargaining_on_unnormalised_gram_at_every_scale(scale):
+    """alpha solves A alpha = 1/alpha on A = G G^T itself, so ||sum alpha_t g_t||^2 = T before the
+    clip and the clipped step has norm 1 whatever the gradient scale (recommendation gradients are
+    1e-6..1e-3; solving on A/||A|| only would shrink the step by sqrt(||A||))."""
+    T = 3
+    G = np.random.default_rng(7).standard_normal((T, 64)) * scale
+    G[1] += 0.5 * G[0]
+    A = G @ G.T
+    c = make_combiner("nash-mtl")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CombinerWarning)
+        g = c(G.reshape(T, 8, 8), StepContext(step=1)).reshape(-1)
+    alpha = c.alpha
+    assert np.max(np.abs(alpha * (A @ alpha) - 1.0)) < 1e-8
+    np.testing.assert_allclose(np.linalg.norm(alpha @ G), math.sqrt(T), rtol=1e-8)
+    np.testing.assert_allclose(np.linalg.norm(g), 1.0 / (1.0 + 1e-6 / math.sqrt(T)), rtol=1e-9)
+    # the same from the pure function and with a warm start from another scale's alpha
+    np.testing.assert_allclose(np.linalg.norm(nash_mtl_combine(G, np.full(T, 1e3))), np.linalg.norm(g), rtol=1e-9)
 
 
 def test_nash_mtl_warm_start_converges_from_anywhere():
@@ -375,7 +397,7 @@ def test_nash_mtl_zero_gradient_warns_and_falls_back():
     with pytest.warns(CombinerWarning, match=r"step 2: task\(s\) \[2\] have a zero gradient"):
         g = c(Gz.reshape(3, 20, 30), StepContext(step=2)).reshape(-1)
     np.testing.assert_array_equal(c.alpha, prev)
-    assert c.fallbacks == 1
+    assert c.fallbacks == 1 and c.events() == {"fallbacks": 1}  # curve.csv's combiner_fallbacks
     ref = prev @ Gz
     ref = ref / (np.linalg.norm(ref) + 1e-6) if np.linalg.norm(ref) > 1 else ref
     np.testing.assert_allclose(g, ref, rtol=1e-9)

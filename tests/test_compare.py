@@ -145,10 +145,10 @@ def test_resume_keeps_finished_runs(compared, tmp_path, monkeypatch):
 def test_diverged_run_is_recorded_and_compare_goes_on(tmp_path, monkeypatch):
     real_fit = cmp.Trainer.fit
 
-    def fit(self, out_dir=None):
+    def fit(self, out_dir=None, **kwargs):
         if self.cfg.method == "pcgrad":
             raise TrainingDiverged("task 'bpr' has a non-finite loss at epoch 1")
-        return real_fit(self, out_dir=out_dir)
+        return real_fit(self, out_dir=out_dir, **kwargs)
 
     monkeypatch.setattr(cmp.Trainer, "fit", fit)
     summary = cmp.run_compare(synthetic_dataset(n_users=30, n_items=20, per_user=6), ["ew", "pcgrad"], [0],

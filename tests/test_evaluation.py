@@ -26,6 +26,8 @@ from pmtnumba.evaluation.topk import (
     topk_tile_update,
 )
 
+from .conftest import several_threads
+
 L3 = 1.0 / np.log2(3.0)  # 0.6309298
 L5 = 1.0 / np.log2(5.0)  # 0.4306766
 
@@ -254,7 +256,7 @@ def test_topk_kernel_matches_reference_with_ties_nan_and_threads():
     old = numba.get_num_threads()
     try:
         results = []
-        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+        for threads in (1, several_threads()):
             numba.set_num_threads(threads)
             results.append(topk_from_scores(scores, k, exclude=ex))
     finally:
@@ -433,7 +435,7 @@ def test_evaluate_same_result_with_1_and_2_threads():
     old = numba.get_num_threads()
     try:
         res = {}
-        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+        for threads in (1, several_threads()):
             numba.set_num_threads(threads)
             for st in ("auto", "rows"):
                 res[threads, st] = evaluate(ue, ie, held, exclude=train, chunk_size=16, strategy=st)
@@ -465,7 +467,7 @@ def test_metrics_threads_deterministic():
     old = numba.get_num_threads()
     try:
         res = []
-        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+        for threads in (1, several_threads()):
             numba.set_num_threads(threads)
             res.append(metrics_from_topk(top, held[0], held[1]))
     finally:

@@ -5,6 +5,8 @@ import numpy as np
 
 from pmtnumba.tasks.rowgrad import index_rows, reduce_slots
 
+from .conftest import several_threads
+
 
 def test_reduce_matches_numpy_add_at():
     rng = np.random.default_rng(0)
@@ -35,7 +37,7 @@ def test_same_bits_with_one_and_two_threads():
     n0 = numba.get_num_threads()
     try:
         outs = []
-        for nt in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+        for nt in (1, several_threads()):
             numba.set_num_threads(nt)
             outs.append(reduce_slots(rows, grads, n_rows=1000, slot_task=task, n_tasks=3)[1])
     finally:

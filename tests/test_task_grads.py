@@ -10,7 +10,9 @@ from cli.gradcheck_cmd import gradcheck as gradcheck_cmd
 from pmtnumba import gradcheck as gc
 from pmtnumba.data.dataset import Dataset
 from pmtnumba.data.link_samplers import draw_unlinked, sample_link_anchored, symmetric_link_csr
+from pmtnumba.data.samplers import nth_absent, sample_unlinked
 from pmtnumba.data.split import make_split
+from pmtnumba.errors import PmtError
 from pmtnumba.rng import make_key
 from pmtnumba.tasks import Batch, TaskContext, build_tasks
 from pmtnumba.tasks import align_uniform as au
@@ -18,7 +20,7 @@ from pmtnumba.tasks.rating import rating_loss_grad
 from pmtnumba.tasks.triplet import triplet_loss_grad
 from pmtnumba.training.step import StepWorkspace, multitask_gradients
 
-from .conftest import synthetic_dataset
+from .conftest import several_threads, synthetic_dataset
 
 ALL = list(gc.ALL_TASKS)
 
@@ -238,6 +240,40 @@ def test_independent_sampling_draws_links(sampling_data, task):
     assert len(pairs) > 20
 
 
+def test_gradcheck_edge_cases_are_run_and_can_fail(monkeypatch):
+    """The guard inputs are checked (scores +-50 / +-1000, DirectAU rows at 0, eps/2, eps, 2 eps,
+    one distinct user), and they catch what they are for: a naive log(1 + exp(-x)) and a
+    DirectAU without its normalisation guard (eps -> 1e-300) fail."""
+    res = gc.run_gradcheck(["bpr", "align_uniform"], dim=4, seed=1)
+    checks = {(r["task"], r["check"]) for r in res}
+    assert {("bpr", "score +50"), ("bpr", "score -50"), ("bpr", "score +1000"), ("bpr", "score -1000"),
+            ("bpr", "one user"), ("align_uniform", "zero row"), ("align_uniform", "norm eps/2"),
+            ("align_uniform", "norm = eps"), ("align_uniform", "norm 2 eps"), ("align_uniform", "one user")} <= checks
+    assert all(r["status"] == "pass" for r in res), [r for r in res if r["status"] != "pass"]
+
+    def naive_triplet(E, a, b, c):  # log(1 + exp(-x)) and its derivative, written naively
+        x = np.einsum("nd,nd->n", E[a], E[b] - E[c])
+        with np.errstate(over="ignore", invalid="ignore"):
+            loss = np.log(1.0 + np.exp(-x))
+            d = -np.exp(-x) / (1.0 + np.exp(-x)) / a.size
+        full = np.zeros_like(E)
+        np.add.at(full, a, d[:, None] * (E[b] - E[c]))
+        np.add.at(full, b, d[:, None] * E[a])
+        np.add.at(full, c, -d[:, None] * E[a])
+        rows = np.unique(np.concatenate([a, b, c]))
+        return float(loss.mean()), rows, full[rows]
+
+    monkeypatch.setattr(gc._triplet, "triplet_loss_grad", naive_triplet)
+    bad = {r["check"]: r["status"] for r in gc.edge_checks("bpr", 4, 1, 1e-6)}
+    assert bad["score -1000"] == "fail" and bad["score +50"] == "pass"
+    monkeypatch.undo()
+    unguarded = gc._au.align_uniform_loss_grad
+    monkeypatch.setattr(gc._au, "align_uniform_loss_grad",
+                        lambda E, u, i, gamma=1.0, eps=None: unguarded(E, u, i, gamma=gamma, eps=1e-300))
+    bad = {r["check"]: r["status"] for r in gc.edge_checks("align_uniform", 4, 1, 1e-6)}
+    assert bad["zero row"] == bad["norm eps/2"] == bad["norm = eps"] == "fail"
+
+
 def test_negative_fallback_is_exact():
     """An anchor linked to all targets but a few still gets a valid, uniform negative (with a
     single rejection try the exact walk does the work); linked to everything, it is skipped."""
@@ -257,6 +293,38 @@ def test_negative_fallback_is_exact():
     for r in (1, 5):
         vals = {draw_unlinked(indptr, indices, r, n, make_key(0, 0, 0, 1), s, 0, 2) for s in range(300)}
         assert vals == set(range(n)) - {0, r}
+
+
+def test_bpr_negative_fallback_is_exact():
+    """A user who owns every item but two gets only those two as negatives, uniformly, at the
+    shipped 64 tries and with a single try (where the exact walk does nearly all the work); the
+    64-th rejected draw is never kept (it was before: a positive could come back)."""
+    n_items = 500
+    owned = np.array([j for j in range(n_items) if j not in (7, 311)], np.int64)
+    indptr = np.array([0, owned.size, owned.size + 3], np.int64)
+    indices = np.concatenate([owned, [1, 2, 3]])
+    users = np.zeros(6000, np.int64)
+    for tries in (1, 64):
+        neg = np.empty(users.size, np.int64)
+        sample_unlinked(users, indptr, indices, n_items, make_key(0, 1, 1, 0), tries, neg)
+        assert set(neg.tolist()) == {7, 311}, tries
+        assert abs(np.mean(neg == 7) - 0.5) < 0.03
+    # the other user keeps the rejection draws: the same as the first k with no positive
+    neg = np.empty(50, np.int64)
+    sample_unlinked(np.ones(50, np.int64), indptr, indices, n_items, make_key(0, 1, 1, 0), 64, neg)
+    assert not np.isin(neg, [1, 2, 3]).any()
+    # nth_absent walks the sorted row: the m-th integer not in it
+    row = np.array([0, 1, 4, 5, 6, 9], np.int64)
+    free = [x for x in range(12) if x not in row]
+    assert [nth_absent(row, 0, row.size, m) for m in range(len(free))] == free
+
+
+def test_bpr_rejects_a_user_owning_every_item():
+    ctx, _ = _ctx(synthetic_dataset(n_users=6, n_items=5, per_user=3, ratings=False))
+    ctx.train_indptr = np.array([0, 5, 5, 5, 5, 5, 5], np.int64)  # user 0 owns all 5 items
+    ctx.train_indices = np.arange(5, dtype=np.int64)
+    with pytest.raises(PmtError, match="user 0 has a train interaction with every one of the 5 items"):
+        build_tasks(["bpr"], ctx)
 
 
 def test_missing_relations_name_the_dataset():
@@ -300,7 +368,7 @@ def test_link_and_directau_same_bits_any_thread_count(mode):
     n0 = numba.get_num_threads()
     try:
         r1, G1, l1 = _slot_sums(names, mode, 1, ds, sp)
-        r2, G2, l2 = _slot_sums(names, mode, min(2, numba.config.NUMBA_NUM_THREADS), ds, sp)
+        r2, G2, l2 = _slot_sums(names, mode, several_threads(), ds, sp)
     finally:
         numba.set_num_threads(n0)
     assert np.array_equal(r1, r2)

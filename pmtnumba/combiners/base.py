@@ -64,6 +64,11 @@ class Combiner:
         """Hyper-parameters, for the run's resolved config."""
         return {}
 
+    def events(self) -> dict:
+        """Counts of notable events since construction (e.g. Nash-MTL's fallbacks); the training
+        loop writes each epoch's increase to ``curve.csv`` as ``combiner_<name>``."""
+        return {}
+
 
 class EW(Combiner):
     """Equal weighting: ``g = sum_t G[t]`` (weights 1, not 1/T; LibMTL's EW).

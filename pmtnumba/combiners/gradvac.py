@@ -16,8 +16,9 @@ same order. As in :mod:`pcgrad`, ``g'_i`` stays a combination ``sum_k C[i, k] g_
 original gradients and every norm and dot product is read off the Gram matrix.
 
 Differences from LibMTL, on purpose (docs/baselines.md): ``rho`` is clamped to [-1, 1] (LibMTL can
-take sqrt of a negative number); the EMA update is done for every visited pair (the GradVac
-paper's algorithm; the LibMTL version we read updates it only when the condition fires). The
+take sqrt of a negative number); the EMA update is done for every visited pair (baselines.md's
+"always", the GradVac paper's algorithm), whereas in LibMTL's ``GradVac.py`` the EMA line sits
+inside ``if rho_ijk < rho_T[...]`` and so updates only when the condition fires. The
 random order is one ``rng.permutation(T)`` per task with ``j = i`` skipped (LibMTL shuffles the
 T - 1 others), so that PCGrad and GradVac draw the same orders from the same seed.
 

@@ -1,22 +1,29 @@
 """Nash-MTL (Navon et al., 2022): task weights as the Nash bargaining solution.
 
-With the Gram matrix normalised as ``An = A / ||A||_F`` (LibMTL), the weights are the ``alpha > 0``
-with
+The weights are the ``alpha > 0`` with
 
-    An alpha = 1 / alpha          (elementwise; i.e. alpha_i * (An alpha)_i = 1 for every task)
+    A alpha = 1 / alpha          (elementwise; i.e. alpha_i * (A alpha)_i = 1 for every task)
 
-then ``g = sum_t alpha_t g_t`` (on the unnormalised gradients) and ``||g||`` is clipped to
-``max_norm`` (1) the way ``torch.nn.utils.clip_grad_norm_`` does: ``g *= max_norm / (||g|| + 1e-6)``
-when that factor is below 1.
+on the *unnormalised* Gram matrix ``A = G G^T``; then ``g = sum_t alpha_t g_t``, whose squared norm
+is ``alpha^T A alpha = sum_i alpha_i (A alpha)_i = T``, and ``||g||`` is clipped to ``max_norm``
+(1) the way ``torch.nn.utils.clip_grad_norm_`` does: ``g *= max_norm / (||g|| + 1e-6)`` when that
+factor is below 1. So at any gradient scale the step has norm ``min(sqrt(T), 1)`` up to the clip's
+1e-6.
+
+For conditioning, the equation is solved on ``An = A / ||A||_F`` (as LibMTL and the official code
+do) and scaled back: if ``An alpha_n = 1 / alpha_n`` then ``alpha = alpha_n / sqrt(||A||_F)``
+solves the unnormalised equation. (Using ``alpha_n`` itself would shrink the step by
+``sqrt(||A||_F)``, a factor of hundreds at recommendation gradient scales.)
 
 Solver (:func:`nash_mtl_solve`): the equation is the stationarity condition of the strictly convex
 ``f(alpha) = alpha^T An alpha / 2 - sum_i log alpha_i`` on alpha > 0, so we run Newton's method on f
 (Hessian ``An + diag(1 / alpha^2)`` is positive definite) with a fraction-to-the-boundary rule
-and Armijo backtracking, warm-started from the previous step's alpha, and accept the result only
-if it verifies ``max_i |alpha_i (An alpha)_i - 1| <= tol`` (1e-10). LibMTL instead runs up to 20
-linearised convex programs with cvxpy/ECOS, which stops at a residual of 1e-3.
+and Armijo backtracking, warm-started from the previous step's alpha (rescaled to ``An``), and
+accept the result only if it verifies ``max_i |alpha_i (A alpha)_i - 1| <= 1e-6`` on the
+unnormalised ``A`` (Newton stops at 1e-10 on ``An``). LibMTL instead runs up to 20 linearised
+convex programs with cvxpy/ECOS, which stops at a residual of 1e-3.
 
-No solution exists when a task's gradient is zero (row i of An is 0, so (An alpha)_i = 0 != 1/alpha_i)
+No solution exists when a task's gradient is zero (row i of A is 0, so (A alpha)_i = 0 != 1/alpha_i)
 or when, e.g., two gradients are exactly opposite (f is unbounded below). Then the previous alpha
 is reused (ones at the start, as in LibMTL) and a :class:`~pmtnumba.combiners.base.CombinerWarning`
 naming the step is issued -- never silently. ``fallbacks`` counts these events.
@@ -34,9 +41,9 @@ from .gram import gram, weighted_sum
 from .taskwise import TaskwiseCombiner
 
 
-def nash_mtl_residual(An: np.ndarray, alpha: np.ndarray) -> float:
-    """``max_i |alpha_i (An alpha)_i - 1|``, zero exactly at the bargaining solution."""
-    return float(np.max(np.abs(alpha * (An @ alpha) - 1.0)))
+def nash_mtl_residual(A: np.ndarray, alpha: np.ndarray) -> float:
+    """``max_i |alpha_i (A alpha)_i - 1|``, zero exactly at the bargaining solution of ``A``."""
+    return float(np.max(np.abs(alpha * (A @ alpha) - 1.0)))
 
 
 def nash_mtl_solve(
@@ -83,12 +90,13 @@ def nash_mtl_solve(
 
 
 def nash_mtl_weights(
-    A: np.ndarray, prev_alpha: np.ndarray, step: int | None = None, tol: float = 1e-10
+    A: np.ndarray, prev_alpha: np.ndarray, step: int | None = None, tol: float = 1e-10, accept: float = 1e-6
 ) -> tuple[np.ndarray, bool]:
-    """Bargaining weights for Gram matrix ``A`` (normalised here by ``||A||_F``).
+    """Bargaining weights for the unnormalised Gram matrix ``A``: ``A alpha = 1 / alpha``.
 
-    On failure returns ``prev_alpha`` (a copy) and ``False`` after issuing a CombinerWarning that
-    names ``step``.
+    Solved on ``A / ||A||_F`` (warm start ``prev_alpha * sqrt(||A||_F)``) and scaled back by
+    ``1 / sqrt(||A||_F)``; accepted when the residual on ``A`` is at most ``accept``. On failure
+    returns ``prev_alpha`` (a copy) and ``False`` after issuing a CombinerWarning that names ``step``.
     """
     A = np.asarray(A, dtype=np.float64)
     prev = np.asarray(prev_alpha, dtype=np.float64)
@@ -103,9 +111,11 @@ def nash_mtl_weights(
             stacklevel=3,
         )
         return prev.copy(), False
-    alpha, ok = nash_mtl_solve(A / norm, prev, tol=tol)
-    if not ok:
-        res = nash_mtl_residual(A / norm, alpha) if np.all(np.isfinite(alpha)) else float("nan")
+    scale = math.sqrt(norm)
+    alpha_n, ok = nash_mtl_solve(A / norm, prev * scale, tol=tol, accept=accept)
+    alpha = alpha_n / scale
+    res = nash_mtl_residual(A, alpha) if np.all(np.isfinite(alpha)) else float("nan")
+    if not (ok and res <= accept):
         warnings.warn(
             f"nash-mtl: {where}: Newton's method did not verify A alpha = 1/alpha (residual {res:.3g}; "
             f"no solution exists e.g. for exactly opposite gradients); reusing the previous alpha "
@@ -187,3 +197,6 @@ class NashMTL(TaskwiseCombiner):
 
     def config(self) -> dict:
         return {"max_norm": self.max_norm, "update_every": self.update_every, "tol": self.tol}
+
+    def events(self) -> dict:
+        return {"fallbacks": self.fallbacks}

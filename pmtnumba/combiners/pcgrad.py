@@ -11,7 +11,8 @@ gradients, ``g'_i = sum_k C[i, k] g_k``. All dot products are then read off the 
 ``A`` (:func:`pcgrad_coefficients`) followed by one weighted sum ``g = (1^T C) G`` -- O(T^2 D)
 for ``A`` plus O(T D), instead of O(T^3 D) vector operations.
 
-``eps`` = 1e-8 follows docs/baselines.md (LibMTL has none; a conflicting ``g_j`` is never zero).
+``eps`` = 1e-8 as in docs/baselines.md and LibMTL's current ``PCGrad.py`` (``||g_j||^2 + 1e-8``;
+its early releases had none). It only matters when ``||g_j||`` is about 1e-4 or smaller.
 """
 
 from __future__ import annotations

@@ -12,19 +12,18 @@ parallel Numba pass over rows (:func:`_pmtrec_rows`): per row O(T d) to read the
 the softmax, O(T d) for the sum; no [T, N, d] tensor is built and nothing is shared between rows,
 so the result is bit-identical for any thread count.
 
-Cost (bpr + coview + cobuy on videogame, R ~ 8,000 rows, d = 32, one thread, on G captured from
-real training steps): about 0.32 ms per call, against 0.55-0.59 ms for the previous version,
-1.12-1.17 ms for the first, row-at-a-time one, and 0.11 ms for EW's ``G.sum(0)``. The kernel
-works on blocks of 64 rows, in three passes that each run as SIMD loops:
+The kernel works on blocks of 64 rows, in three passes that each run as SIMD loops (their
+timings: benchmarks/README.md, "Kernel design measurements"):
 
-* logits (~0.13 ms): per task, the rows where it is present are listed (56 % of the (task, row)
-  pairs are absent there) and only theirs are summed (:func:`_sum_squares`, vectorised); then
-  ``sqrt``, focus and ``/ tau`` across the block;
-* softmax (~0.07 ms): across the block's rows at once, with a polynomial ``exp``
-  (:func:`exp_nonpositive`, within 1 ulp of libm's) in place of libm's scalar calls, which were
-  ~0.17 ms of the old version;
-* weighted sum (~0.11 ms): one expression per column for up to three tasks
-  (:func:`_weighted_sum_block`; the old float64 scratch row took 0.3-0.45 ms).
+* logits: per task, the rows where it is present are listed (many (task, row) pairs are absent)
+  and only theirs are summed (:func:`_sum_squares`, vectorised); then ``sqrt``, focus and
+  ``/ tau`` across the block;
+* softmax: across the block's rows at once, with a polynomial ``exp`` (:func:`exp_nonpositive`,
+  within 1 ulp of libm's) in place of libm's scalar calls, which do not vectorise;
+* weighted sum: one expression per column for up to three tasks (:func:`_weighted_sum_block`).
+
+:func:`pmtrec_reference` is the same computation as Algorithm 1 reads, in plain NumPy: the
+definition the kernel is tested against.
 
 Numerics. Norms, the focusing factor and the softmax are computed in float64 whatever G's dtype;
 the output has G's dtype. ``alpha ** s`` is computed once per call in float64 and may overflow to
@@ -43,14 +42,12 @@ forces tau = 1 (the paper's definition of "no balancing": a plain softmax of the
 
 Defaults: alpha = 1.1 (the middle of the paper's grid 1.00..1.20; alpha**s is 17 at epoch 30 and
 117 at epoch 50, so focusing takes hold over the ~60 epochs the paper's runs last) and tau = 1e-4.
-tau only means something relative to the row-gradient norms. Measured with EW over the first three
-epochs on the shipped office, videogame and epinion data (d = 32, batch 2048), the 10th-90th
-percentiles of the per-row norms are about 5e-6 .. 5e-4 for bpr, social, category, coview and
-cobuy, 4e-4 .. 3e-3 for rating and 2e-3 .. 1e-2 for align_uniform. tau = 1e-4 puts n / tau at
-about 0.1 .. 5 for the first group, where the softmax balances; tau >= 1e-2 makes the weights
+tau only means something relative to the row-gradient norms, which are small (about 1e-5 .. 1e-2
+on the shipped data; benchmarks/README.md, "Kernel design measurements"): tau = 1e-4 puts n / tau
+around 0.1 .. 5 for the triplet tasks, where the softmax balances; tau >= 1e-2 makes the weights
 nearly uniform and tau <= 1e-6 one-hot. Both are starting points: the paper tunes them per data
-set on validation (grids in SPEC section 4). In those runs a task was absent (zero gradient) on
-0 % (bpr, office) to 73 % (coview, videogame) of a step's rows, which is what ``drop_absent`` changes.
+set on validation (grids in SPEC section 4). A task is often absent (zero gradient) on a row,
+which is what ``drop_absent`` changes.
 """
 
 from __future__ import annotations
@@ -62,6 +59,9 @@ from numba.extending import register_jitable
 from .base import Combiner, StepContext
 
 VARIANTS = ("pmtrec", "pmtrec-nofocus", "pmtrec-nobalance")
+#: The hyper-parameters each ablation fixes (an explicit other value is rejected).
+FIXED = {"pmtrec-nofocus": {"alpha": 1.0}, "pmtrec-nobalance": {"tau": 1.0}}
+DEFAULTS = {"alpha": 1.1, "tau": 1e-4}
 
 
 ROW_BLOCK = 64  # rows per parallel work item
@@ -73,10 +73,8 @@ def _sum_squares(g):
 
     The flag lets LLVM vectorise this one reduction (it may reassociate its additions, nothing
     else; the caller's code keeps strict IEEE order). The lanes are added in a fixed order for a
-    given CPU, the same for every row and every thread count. Measured in the kernel on real
-    videogame steps: 0.33 ms per call against 0.37 ms with four rows summed side by side in
-    column order (the previous version) and 0.30 ms with the flag on the whole kernel (rejected:
-    it would also license reordering the softmax and the range reduction of the exp).
+    given CPU, the same for every row and every thread count. The flag is on this reduction only,
+    not the whole kernel, so the softmax and the exp's range reduction keep IEEE order.
     """
     ss = 0.0
     for k in range(g.shape[0]):
@@ -293,8 +291,8 @@ def _weighted_sum_block(G, r0, m, W, out):
     tasks added in order (``((w0 g0 + w1 g1) + w2 g2) + ...``), one rounding to ``out``'s dtype.
 
     For up to three tasks each column is one expression written straight to ``out`` (one loop
-    per case, so that it vectorises: adding the tasks one by one into a float64 scratch row, or
-    choosing the case row by row, measured 2-5x slower). More tasks go through a scratch row.
+    per case, so that it vectorises, unlike adding the tasks one by one into a float64 scratch
+    row or choosing the case row by row). More tasks go through a scratch row.
     """
     T = G.shape[0]
     d = G.shape[2]
@@ -364,6 +362,25 @@ def _pmtrec_rows(G, focus, tau, drop_absent, out, W):  # pragma: no cover - comp
         _weighted_sum_block(G, r0, m, W, out)
 
 
+def pmtrec_reference(G, alpha: float, tau: float, epoch: int):
+    """PMTRec as Algorithm 1 reads (lines 8-12), in plain NumPy: the definition that the tests
+    and docs/worked_example.py use and :func:`pmtrec_combine` is checked against.
+
+    ``G`` [T, R, d]: row gradients of the T tasks (task 0 the main RecSys task) on R rows;
+    ``epoch`` is s, starting at 1. Returns the combined gradient [R, d] and the weights [R, T]
+    (float64). The fast kernel computes the same with a fused, cache-blocked, overflow-safe loop
+    and an option for absent tasks; this one is for reading.
+    """
+    Grads = np.asarray(G, dtype=np.float64)       # line 8: Grads = Stack(Grad, dim=0)   [T, R, d]
+    Norm = np.linalg.norm(Grads, axis=-1)         # line 9: Norm = Norm(Grads, dim=-1)   [T, R]
+    Norm[0] = Norm[0] * float(alpha) ** epoch     # line 10: task focusing on the main task
+    z = Norm / tau                                # line 11: Attn = Softmax(Norm / tau, dim=0)
+    z = z - z.max(axis=0, keepdims=True)          #   (the log-sum-exp shift the paper mentions)
+    Attn = np.exp(z) / np.exp(z).sum(axis=0, keepdims=True)
+    grad = (Attn[:, :, None] * Grads).sum(axis=0)  # line 12: Sum(Attn.unsqueeze(-1) * Grads, dim=0)
+    return grad, Attn.T
+
+
 def focus_factor(alpha: float, epoch: int) -> float:
     """``alpha ** epoch`` in float64; inf (not an exception) when it overflows."""
     with np.errstate(over="ignore"):
@@ -416,7 +433,10 @@ class PMTRec(Combiner):
     """PMTRec (the paper's method) and its ablations, selected by ``variant``.
 
     alpha, tau    see :func:`pmtrec_combine`; the module docstring explains the defaults
-    variant       "pmtrec" (full), "pmtrec-nofocus" (alpha forced to 1), "pmtrec-nobalance" (tau forced to 1)
+                  (None: the variant's default)
+    variant       "pmtrec" (full), "pmtrec-nofocus" (alpha fixed at 1), "pmtrec-nobalance" (tau fixed
+                  at 1); an explicit alpha / tau that the variant fixes to another value is an error,
+                  so a run never records a value it did not use
     drop_absent   exclude tasks absent from a row from that row's softmax (default off, SPEC section 4)
     record_weights  keep the last step's per-row weights [R, T] in ``last_weights`` (for inspection)
     """
@@ -425,8 +445,8 @@ class PMTRec(Combiner):
 
     def __init__(
         self,
-        alpha: float = 1.1,
-        tau: float = 1e-4,
+        alpha: float | None = None,
+        tau: float | None = None,
         variant: str = "pmtrec",
         drop_absent: bool = False,
         record_weights: bool = False,
@@ -434,8 +454,14 @@ class PMTRec(Combiner):
         if variant not in VARIANTS:
             raise ValueError(f"pmtrec: variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
         self.variant = variant
-        self.alpha = 1.0 if variant == "pmtrec-nofocus" else float(alpha)
-        self.tau = 1.0 if variant == "pmtrec-nobalance" else float(tau)
+        given = {"alpha": alpha, "tau": tau}
+        for key, value in FIXED.get(variant, {}).items():
+            if given[key] is not None and float(given[key]) != value:
+                raise ValueError(f"{variant}: {key} is fixed at {value:g} by this ablation, got {key}={given[key]:g}; "
+                                 f"leave {key} out for {variant} (or use pmtrec)")
+            given[key] = value
+        self.alpha = float(DEFAULTS["alpha"] if given["alpha"] is None else given["alpha"])
+        self.tau = float(DEFAULTS["tau"] if given["tau"] is None else given["tau"])
         self.drop_absent = bool(drop_absent)
         self.record_weights = bool(record_weights)
         self.last_weights = None
@@ -461,7 +487,8 @@ class PMTRecNoFocus(PMTRec):
 
     name = "pmtrec-nofocus"
 
-    def __init__(self, alpha: float = 1.0, tau: float = 1e-4, drop_absent: bool = False, record_weights: bool = False):
+    def __init__(self, alpha: float | None = None, tau: float | None = None, drop_absent: bool = False,
+                 record_weights: bool = False):
         super().__init__(alpha, tau, "pmtrec-nofocus", drop_absent, record_weights)
 
 
@@ -470,5 +497,6 @@ class PMTRecNoBalance(PMTRec):
 
     name = "pmtrec-nobalance"
 
-    def __init__(self, alpha: float = 1.1, tau: float = 1.0, drop_absent: bool = False, record_weights: bool = False):
+    def __init__(self, alpha: float | None = None, tau: float | None = None, drop_absent: bool = False,
+                 record_weights: bool = False):
         super().__init__(alpha, tau, "pmtrec-nobalance", drop_absent, record_weights)

@@ -10,11 +10,21 @@ from __future__ import annotations
 import numpy as np
 
 
-def xavier_uniform(rows: int, dim: int, rng: np.random.Generator, dtype=np.float32) -> np.ndarray:
+def xavier_uniform(rows: int, dim: int, rng: np.random.Generator, dtype=np.float32, out=None) -> np.ndarray:
     """Xavier/Glorot uniform init of one table: U(-b, b) with ``b = sqrt(6 / (rows + dim))``
-    (torch.nn.init.xavier_uniform_ on a ``[rows, dim]`` weight)."""
+    (torch.nn.init.xavier_uniform_ on a ``[rows, dim]`` weight).
+
+    The float64 draws are made in blocks of about 8 MiB and cast into ``out`` (or a new array), so
+    a large table costs no float64 copy of itself; the values are those of one draw of the whole
+    table (the generator's stream is the same cut in blocks)."""
     bound = np.sqrt(6.0 / (rows + dim))
-    return rng.uniform(-bound, bound, size=(rows, dim)).astype(dtype)
+    if out is None:
+        out = np.empty((rows, dim), dtype)
+    block = max(1, (1 << 20) // max(1, dim))
+    for start in range(0, rows, block):
+        stop = min(rows, start + block)
+        out[start:stop] = rng.uniform(-bound, bound, size=(stop - start, dim))
+    return out
 
 
 class MF:
@@ -26,7 +36,9 @@ class MF:
         rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0xE4B]))
         self.n_users = n_users
         self.n_items = n_items
-        self.E = np.concatenate([xavier_uniform(n_users, dim, rng), xavier_uniform(n_items, dim, rng)])
+        self.E = np.empty((n_users + n_items, dim), np.float32)
+        xavier_uniform(n_users, dim, rng, out=self.E[:n_users])
+        xavier_uniform(n_items, dim, rng, out=self.E[n_users:])
 
     @property
     def user_emb(self) -> np.ndarray:

@@ -35,6 +35,13 @@ so scores may differ in the last bit between ``chunk_size`` values or strategies
 swap two items whose scores agree to ~1e-7). With a fixed ``chunk_size`` and strategy, results
 are reproducible bit for bit, whatever the thread count.
 
+``device="cuda"`` (both :func:`evaluate` and :func:`topk_for_users`) computes the scores, the
+masking and the top-K lists on a GPU with the ``numba.cuda`` kernels of
+:mod:`pmtnumba.evaluation.topk_cuda` (imported only then; the CPU path never imports
+``numba.cuda``). The embeddings may be host arrays or device arrays (they stay where they are);
+only the ``[n, K]`` lists come back, and the metrics are computed on the host by the same
+:func:`~pmtnumba.evaluation.metrics.metrics_from_topk`. See docs/gpu_evaluation.md.
+
 CSR convention (the whole project): a per-user item set is ``(indptr int64 [U+1],
 indices int32 [nnz])`` with the items of user ``u`` in ``indices[indptr[u]:indptr[u+1]]``,
 sorted ascending and distinct. :func:`csr_from_pairs` builds one from interaction pairs.
@@ -84,6 +91,7 @@ BLOCK_USERS = 64
 ITEM_TILE = 8192
 
 STRATEGIES = ("auto", "tiled", "rows")
+DEVICES = ("cpu", "cuda")
 
 
 def auto_chunk_size(n_items: int, max_buffer_bytes: int = DEFAULT_BUFFER_BYTES) -> int:
@@ -207,11 +215,20 @@ def resolve_strategy(strategy: str = "auto") -> str:
     return "tiled"
 
 
-def _chunked_topk(user_emb, item_emb, rows, ex, k, chunk_size, max_buffer_bytes, strategy):
-    """Top-``k`` of ``user_emb[rows] @ item_emb.T`` masked by ``ex``, by the chosen strategy."""
+def _chunked_topk(
+    user_emb, item_emb, rows, ex, k, chunk_size, max_buffer_bytes, strategy, device="cpu"
+):
+    """Top-``k`` of ``user_emb[rows] @ item_emb.T`` masked by ``ex``, by the chosen strategy
+    (``device="cuda"``: on the GPU, :func:`pmtnumba.evaluation.topk_cuda.topk_cuda`)."""
     n_items = item_emb.shape[0]
     if chunk_size is not None and int(chunk_size) < 1:
         raise ValueError("chunk_size must be >= 1")
+    if device == "cuda":
+        from . import topk_cuda  # lazily: the CPU path never imports numba.cuda
+
+        return topk_cuda.topk_cuda(user_emb, item_emb, rows, ex, k, chunk_size, max_buffer_bytes)
+    if max_buffer_bytes is None:
+        max_buffer_bytes = DEFAULT_BUFFER_BYTES
     if resolve_strategy(strategy) == "tiled":
         n_threads = numba.get_num_threads()
         size = BLOCK_USERS if chunk_size is None else int(chunk_size)
@@ -233,9 +250,24 @@ def _as_f32(x, name):
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
-def _check_embeddings(user_emb, item_emb):
-    user_emb = _as_f32(user_emb, "user_emb")
-    item_emb = _as_f32(item_emb, "item_emb")
+def _check_device(device) -> str:
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, not {device!r}")
+    return device
+
+
+def _check_embeddings(user_emb, item_emb, device="cpu"):
+    """Both embeddings as float32 C-contiguous arrays: host arrays on the CPU; on ``"cuda"``
+    device arrays (host ones are copied to the device once, device ones are used in place)."""
+    if _check_device(device) == "cuda":
+        from . import topk_cuda  # lazily: the CPU path never imports numba.cuda
+
+        topk_cuda.require_gpu()
+        user_emb = topk_cuda.as_device_embeddings(user_emb, "user_emb")
+        item_emb = topk_cuda.as_device_embeddings(item_emb, "item_emb")
+    else:
+        user_emb = _as_f32(user_emb, "user_emb")
+        item_emb = _as_f32(item_emb, "item_emb")
     if user_emb.shape[1] != item_emb.shape[1]:
         raise ValueError(f"embedding widths differ: {user_emb.shape[1]} vs {item_emb.shape[1]}")
     return user_emb, item_emb
@@ -249,8 +281,9 @@ def evaluate(
     ks=(5, 10, 20, 40),
     chunk_size=None,
     users=None,
-    max_buffer_bytes: int = DEFAULT_BUFFER_BYTES,
+    max_buffer_bytes: int | None = None,
     strategy: str = "auto",
+    device: str = "cpu",
 ) -> dict:
     """Full-ranking metrics of embeddings on one held-out split.
 
@@ -271,11 +304,17 @@ def evaluate(
         ``max_buffer_bytes``.
     users : int array or None
         Evaluate only these users (default: all). Users without a held-out item are skipped.
-    max_buffer_bytes : int
-        Budget for the score buffers (256 MiB).
+    max_buffer_bytes : int or None
+        Budget for the score buffers (default 256 MiB on the CPU; on ``"cuda"`` the device score
+        buffer, default 1 GiB).
     strategy : "auto", "tiled" or "rows"
         How scores are computed and fed to the top-K kernel (see the module doc). ``"auto"`` is
-        ``"tiled"`` wherever numpy's OpenBLAS allows per-thread BLAS thread counts.
+        ``"tiled"`` wherever numpy's OpenBLAS allows per-thread BLAS thread counts. Ignored on
+        ``"cuda"``.
+    device : "cpu" or "cuda"
+        Where scores and top-K lists are computed (``"cuda"``: :mod:`.topk_cuda`; the embeddings
+        may then be numba/CUDA-array-interface device arrays). The metrics are computed on the
+        host from the top-K lists either way.
 
     Returns
     -------
@@ -287,7 +326,7 @@ def evaluate(
     result is bit-identical whatever the thread count (ties in score rank the lower item id first;
     sums run in a fixed order). Across chunk sizes it can differ by BLAS rounding only.
     """
-    user_emb, item_emb = _check_embeddings(user_emb, item_emb)
+    user_emb, item_emb = _check_embeddings(user_emb, item_emb, device)
     n_users, n_items = user_emb.shape[0], item_emb.shape[0]
     h_indptr, h_indices = check_csr(heldout, "heldout", n_items)
     if h_indptr.size - 1 != n_users:
@@ -305,7 +344,7 @@ def evaluate(
             raise ValueError("a user id is out of range")
     rows = np.ascontiguousarray(cand[np.diff(h_indptr)[cand] > 0])  # users with held-out items
     top, _ = _chunked_topk(
-        user_emb, item_emb, rows, ex, kmax, chunk_size, max_buffer_bytes, strategy
+        user_emb, item_emb, rows, ex, kmax, chunk_size, max_buffer_bytes, strategy, device
     )
     return metrics_from_topk(top, h_indptr, h_indices, ks_list, users=rows)
 
@@ -318,19 +357,20 @@ def topk_for_users(
     k: int = 20,
     chunk_size=None,
     return_scores: bool = False,
-    max_buffer_bytes: int = DEFAULT_BUFFER_BYTES,
+    max_buffer_bytes: int | None = None,
     strategy: str = "auto",
+    device: str = "cpu",
 ):
     """Recommendations: the top-``k`` items of each user in ``users``, best first.
 
-    Same scoring, masking, tie-breaking, chunking and strategies as :func:`evaluate`.
+    Same scoring, masking, tie-breaking, chunking, strategies and ``device`` as :func:`evaluate`.
     ``exclude`` is None, a CSR or a list of CSRs over all ``U`` users (typically ``[train]`` or
     all items a user has seen).
 
     Returns int32 ``[len(users), k]`` item ids (``-1`` where fewer than ``k`` items are
     rankable), and float32 scores of the same shape if ``return_scores``.
     """
-    user_emb, item_emb = _check_embeddings(user_emb, item_emb)
+    user_emb, item_emb = _check_embeddings(user_emb, item_emb, device)
     n_users, n_items = user_emb.shape[0], item_emb.shape[0]
     k = int(k)
     if k < 1:
@@ -339,5 +379,7 @@ def topk_for_users(
     if rows.size and (rows.min() < 0 or rows.max() >= n_users):
         raise ValueError("a user id is out of range")
     ex = empty_csr(n_users) if exclude is None else union_of(exclude, n_users, n_items)
-    top, sc = _chunked_topk(user_emb, item_emb, rows, ex, k, chunk_size, max_buffer_bytes, strategy)
+    top, sc = _chunked_topk(
+        user_emb, item_emb, rows, ex, k, chunk_size, max_buffer_bytes, strategy, device
+    )
     return (top, sc) if return_scores else top

@@ -71,6 +71,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange, types
 from numba.cpython.unsafe.numbers import trailing_zeros, viewer
+from numba.extending import register_jitable
 
 __all__ = [
     "topk_from_scores",
@@ -82,6 +83,10 @@ __all__ = [
     "empty_csr",
     "check_csr",
     "union_of",
+    "ranks_before",
+    "rankable",
+    "plain_score",
+    "lower_bound",
 ]
 
 _BLOCK = 16  # heap kernel: items per block in the steady-state scan
@@ -227,6 +232,49 @@ def union_of(exclude, n_rows: int, n_cols: int | None = None, name: str = "exclu
 
 
 # --------------------------------------------------------------------------------------------
+# Shared scalar math: called by the CPU kernels below and by their CUDA twins in topk_cuda.py
+# --------------------------------------------------------------------------------------------
+# Plain ``register_jitable`` (no ``inline="always"``): with numba-cuda 0.30 a core
+# ``register_jitable(inline="always")`` function fails to type inside a CUDA kernel; LLVM inlines
+# these small functions on both targets anyway.
+
+
+@register_jitable
+def ranks_before(sa, ia, sb, ib):
+    """Whether (score ``sa``, item ``ia``) ranks before (``sb``, ``ib``): the evaluation's order.
+
+    Higher score first; equal scores (``-0.0 == 0.0``): lower item id first. The int64 keys of
+    the CPU key kernel (:func:`_key`) order candidates exactly like this (tested).
+    """
+    return sa > sb or (sa == sb and ia < ib)
+
+
+@register_jitable
+def rankable(s):
+    """Whether a score may be ranked at all: false for NaN and ``-inf`` (the usual mask)."""
+    return s > -np.inf
+
+
+@register_jitable
+def plain_score(s):
+    """The score as returned in the top-K lists: ``-0.0`` comes back as ``0.0``."""
+    return abs(s) if s == 0 else s
+
+
+@register_jitable
+def lower_bound(a, lo, hi, x):
+    """The first position in ``a[lo:hi]`` (sorted ascending) whose value is ``>= x`` (``hi`` if
+    none): binary search (a user's sorted exclusion list)."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if a[mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+# --------------------------------------------------------------------------------------------
 # The key kernel (float32 scores; see the module doc)
 # --------------------------------------------------------------------------------------------
 
@@ -355,19 +403,6 @@ def _group_bound(row, gmax, need):
 
 
 @njit(cache=True, inline="always")
-def _lower_bound(a, lo, hi, x):
-    """The first position in ``a[lo:hi]`` (sorted ascending) whose value is ``>= x`` (``hi`` if
-    none): binary search."""
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if a[mid] < x:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
-@njit(cache=True, inline="always")
 def _take(s, item, ex, e, e_end, buf, n, k, thr):
     """A candidate (score ``s`` >= ``thr``, id ``item``) for the buffer ``buf[:n]``: skipped if
     excluded (``ex[e:e_end]``, sorted, walked forward), else appended; when the buffer is full,
@@ -397,8 +432,8 @@ def _offer(row, col0, ex, ea, eb, keys, size, buf, gmax):
     """
     k = keys.shape[0]
     w = row.shape[0]
-    e = _lower_bound(ex, ea, eb, col0)  # the excluded ids in this range: ex[e:e_end]
-    e_end = _lower_bound(ex, e, eb, col0 + w)
+    e = lower_bound(ex, ea, eb, col0)  # the excluded ids in this range: ex[e:e_end]
+    e_end = lower_bound(ex, e, eb, col0 + w)
     n = size
     for t in range(size):
         buf[t] = keys[t]
@@ -518,7 +553,7 @@ def topk_tile_finish(sizes, keys, out_items, out_scores):
 @njit(cache=True, inline="always")
 def _worse(sa, ia, sb, ib):
     """Whether (score sa, item ia) ranks below (sb, ib): lower score, or equal score, higher id."""
-    return sa < sb or (sa == sb and ia > ib)
+    return ranks_before(sb, ib, sa, ia)
 
 
 @njit(cache=True, inline="always")
@@ -570,7 +605,7 @@ def _scan(row, lo, hi_end, col0, hs, hi, size):
     # fill phase: the heap is not full yet, every item scoring more than -inf enters
     while j < hi_end and size < k:
         s = row[j]
-        if s > -np.inf:  # false for NaN and -inf: those are never ranked
+        if rankable(s):  # false for NaN and -inf: those are never ranked
             hs[size] = s
             hi[size] = col0 + j
             _sift_up(hs, hi, size)
@@ -618,7 +653,7 @@ def _scan_row(row, col0, ex_indices, ea, eb, hs, hi, size):
     over the gaps between consecutive excluded ids. Returns the new heap fill.
     """
     n = row.shape[0]
-    lo = _lower_bound(ex_indices, ea, eb, col0)
+    lo = lower_bound(ex_indices, ea, eb, col0)
     pos = 0
     for e in range(lo, eb):
         x = ex_indices[e] - col0

@@ -10,8 +10,7 @@ torch.optim.Adam's ``weight_decay`` does), at global step ``t``::
 (the update in torch.optim.Adam's own arrangement of the bias corrections). The bias corrections
 are computed in float64 once per step; the per-parameter arithmetic runs in the table's dtype, as
 torch.optim.Adam does (float32 in training: the vectorised ``sqrt`` and division, which bound
-this kernel, then handle twice as many lanes; measured on 40 steps of 5,000 random rows of a
-72,631 x 32 table, one thread: 0.20 ms per step in float64 math, 0.15 ms in float32).
+this kernel, then handle twice as many lanes).
 
 Sparse mode updates only the rows R a step touched (their moments decay only when touched;
 ``t`` is the global step count). Dense mode updates every row every step as PyTorch's Adam does
@@ -23,10 +22,8 @@ waiting for memory. Two things hide it: the moments of a row are kept together, 
 in one row of ``MV [N, 2d]`` (``M`` and ``V`` are views of its two halves), so a row's update
 touches two places in memory instead of three; and the kernel prefetches the rows a few
 iterations ahead. The row update works on 1-D views of the row, which LLVM vectorises (indexing
-the 2-D arrays directly did not vectorise once the moments were interleaved: 4x slower).
-Measured on the rows of real BPR steps of the 55k x 17k synthetic set (72,631 x 32 float32
-table, ~5,000 rows a step, caches flushed between steps, one thread): 0.60 ms per step with
-separate E/M/V and no prefetch, 0.24 ms now, the same bits. (Putting ``E`` into the same block
+the 2-D arrays directly did not vectorise once the moments were interleaved). Timings:
+benchmarks/README.md, "Kernel design measurements". (Putting ``E`` into the same block
 would gain a little more, but ``E`` belongs to the encoder and is used everywhere as a plain
 [N, d] array.)
 """

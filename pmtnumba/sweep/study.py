@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import math
-import subprocess
 import time
 from pathlib import Path
 
@@ -39,17 +38,12 @@ _MAY_CHANGE = ("trials", "methods", "storage", "created", "versions", "git_commi
 
 def git_commit() -> str | None:
     """The commit of the package's checkout (``+dirty`` with local changes), or None."""
-    root = Path(__file__).resolve().parents[2]
-    try:
-        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                              timeout=10)
-        if head.returncode != 0:
-            return None
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10)
-        return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
+    from ..provenance import git_commit as _git
+
+    g = _git()
+    if g["commit"] is None:
         return None
+    return g["commit"] + ("+dirty" if g["dirty"] else "")
 
 
 class _Lock:

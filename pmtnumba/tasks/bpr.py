@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..data.samplers import sample_unlinked
-from .base import Batch
+from ..errors import PmtError
+from .base import Batch, TaskContext
 from .triplet import TripletTask
 
 MAX_TRIES = 64
@@ -18,6 +19,17 @@ MAX_TRIES = 64
 
 class BPRTask(TripletTask):
     name = "bpr"
+
+    def __init__(self, ctx: TaskContext, stream: int):
+        super().__init__(ctx, stream)
+        deg = np.diff(ctx.train_indptr)
+        full = np.flatnonzero(deg >= ctx.n_items)
+        if full.size:  # no negative item exists for them (the sampler would return -1)
+            raise PmtError(f"bpr: user {int(full[0])} has a train interaction with every one of the "
+                           f"{ctx.n_items} items, so no negative item can be drawn")
+
+    def config(self) -> dict:
+        return {"max_tries": MAX_TRIES}
 
     def triplets(self, batch: Batch, key):
         """The step's (u, i, j) triplets in row ids."""

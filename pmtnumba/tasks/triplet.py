@@ -31,8 +31,9 @@ from .rowgrad import reduce_slots
 
 @register_jitable
 def loss_and_delta(x):
-    """``(neg_log_sigmoid(x), d_neg_log_sigmoid(x))`` of :mod:`pmtnumba.tasks.scalar` with the
-    same arithmetic, bit for bit, but one ``exp`` instead of two: both use ``z = exp(-|x|)``."""
+    """``(-log sigma(x), d/dx[-log sigma(x)] = -sigma(-x))`` without overflow for any ``x``: with
+    ``z = exp(-|x|)`` (one ``exp`` for both), the loss is ``max(-x, 0) + log1p(z)`` and the
+    derivative ``-1 / (1 + z)`` for ``x <= 0``, ``-z / (1 + z)`` for ``x > 0``."""
     z = math.exp(-abs(x))
     loss = -x + math.log1p(z) if -x > 0.0 else math.log1p(z)
     delta = -(1.0 / (1.0 + z)) if -x >= 0.0 else -(z / (1.0 + z))
@@ -67,9 +68,8 @@ def triplet_sample(E, a, b, c, scale, o, out_rows, out_grads):
 # assumptions about NaN or inf). The sum is then taken in SIMD lanes and the lanes added at the
 # end: a fixed order for a given CPU (the same for every thread count, so runs stay
 # bit-reproducible on a machine), which may differ in the last bit from a plain left-to-right sum
-# and between CPUs with different vector widths. Measured on 2,048 random triplets of a
-# 72,000 x 32 table, one thread: 0.130 ms per call without the flag, 0.092 ms with it; writing
-# the sum with four explicit accumulators instead gained nothing (0.125 ms).
+# and between CPUs with different vector widths. (Timings: benchmarks/README.md, "Kernel design
+# measurements".)
 _REASSOC = {"reassoc"}
 
 

@@ -94,14 +94,9 @@ def _split_fingerprint(labels: np.ndarray) -> str:
 
 
 def _versions() -> dict:
-    import platform
+    from ..provenance import versions
 
-    import numba
-
-    from .. import __version__
-
-    return {"pmtnumba": __version__, "numba": numba.__version__, "numpy": np.__version__,
-            "python": platform.python_version()}
+    return versions()
 
 
 #: Per-method options that are training settings, not combiner hyper-parameters: ``-o ew:wd=1e-5``.
@@ -162,6 +157,8 @@ def _run_record(method: str, seed: int, split_hash: str, result, monitor: str) -
         "split_sha1": split_hash,
         f"valid_{monitor}": result.best_valid[monitor],
     }
+    for k in dict.fromkeys(k for r in result.curve for k in r if k.startswith("combiner_")):
+        rec[k] = sum(r.get(k, 0) for r in result.curve)  # e.g. Nash-MTL fallbacks over the run
     rec.update({k: v for k, v in result.test.items()})
     return rec
 
@@ -326,6 +323,29 @@ def run_compare(dataset, methods: list[str], seeds: list[int], base_config: FitC
     method_options = {k: dict(v) for k, v in (method_options or {}).items()}
     methods = _check_methods(methods, method_options)
     seeds = _check_seeds(seeds)
+    base, ds = _base_config(dataset, base_config, methods[0])
+    cmp = _Comparison(None if out_dir is None else Path(out_dir), base, ds,
+                      _compare_meta(base, ds, methods, seeds, method_options))
+    if resume:
+        cmp.resume(methods, method_options)
+    cmp.write_meta()
+    n_total = len(methods) * len(seeds)
+    i_run = 0
+    for seed in seeds:
+        split = None
+        for method in methods:
+            i_run += 1
+            if (method, seed) in cmp.done:
+                continue
+            if split is None:  # once per seed, shared by all its methods
+                split = make_split(ds, seed)
+            cmp.add(_run_one(cmp, split, method, seed, method_options, reporter_factory,
+                             save_runs, f"[{i_run}/{n_total}]"))
+    return cmp.summary(methods)
+
+
+def _base_config(dataset, base_config: FitConfig, method: str) -> tuple[FitConfig, Dataset]:
+    """A private copy of ``base_config`` with the data set set and validated, and the data set."""
     base = dataclasses.replace(base_config, tasks=None if base_config.tasks is None else list(base_config.tasks),
                                method_options={}, task_options=dict(base_config.task_options))
     if isinstance(dataset, Dataset):
@@ -334,13 +354,14 @@ def run_compare(dataset, methods: list[str], seeds: list[int], base_config: FitC
     else:
         ds = load_dataset(dataset, data_dir=base.data_dir)
         base.dataset = str(dataset)
-    base.method = methods[0]
+    base.method = method
     base.validate()
-    ks = tuple(base.ks)
+    return base, ds
 
-    out = None if out_dir is None else Path(out_dir)
-    runs: list[dict] = []
-    meta = {
+
+def _compare_meta(base: FitConfig, ds: Dataset, methods, seeds, method_options) -> dict:
+    """What ``config.json`` of a comparison records."""
+    return {
         "dataset": base.dataset,
         "dataset_stats": {"name": ds.name, "n_users": int(ds.n_users), "n_items": int(ds.n_items),
                           "n_interactions": int(ds.n_interactions)},
@@ -351,11 +372,59 @@ def run_compare(dataset, methods: list[str], seeds: list[int], base_config: FitC
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),
         "versions": _versions(),
     }
-    if out is not None and resume and (out / "runs.csv").is_file():
+
+
+def _run_one(cmp: "_Comparison", split, method: str, seed: int, method_options, reporter_factory,
+             save_runs: bool, progress: str) -> dict:
+    """Train one (method, seed) on ``split``; its ``runs.csv`` row (``status=diverged`` if it diverged)."""
+    base = cmp.base
+    split_hash = _split_fingerprint(split.labels)
+    comb_opts, overrides = _split_overrides(method_options.get(method, {}))
+    cfg = dataclasses.replace(base, method=method, method_options=comb_opts, seed=seed, **overrides,
+                              tasks=None if base.tasks is None else list(base.tasks),
+                              task_options={k: dict(v) for k, v in base.task_options.items()})
+    trainer = Trainer(cfg, split=split)
+    if cmp.tasks_resolved is None:
+        cmp.tasks_resolved = list(trainer.cfg.tasks)
+        cmp.write_meta()
+    reporter = reporter_factory(method, seed, trainer) if reporter_factory else Reporter()
+    trainer.reporter = reporter
+    reporter.message(f"{progress} {method} seed {seed}")
+    run_dir = cmp.out / method / f"seed{seed}" if (cmp.out is not None and save_runs) else None
+    try:
+        result = trainer.fit(out_dir=run_dir, overwrite=True)  # the comparison owns its run dirs (runs.csv)
+    except TrainingDiverged as exc:
+        reporter.message(f"{method} seed {seed}: diverged ({exc}); going on")
+        return {"method": method, "seed": seed, "status": "diverged", "error": str(exc), "split_sha1": split_hash}
+    rec = _run_record(method, seed, split_hash, result, cfg.monitor)
+    reporter.message(
+        f"{method} seed {seed}: best epoch {rec['best_epoch']} of {rec['epochs_run']}, "
+        f"test R@20 {rec['recall@20']:.4f} N@20 {rec['ndcg@20']:.4f}, {rec['seconds_per_epoch']:.2f} s/epoch"
+    )
+    return rec
+
+
+class _Comparison:
+    """The state of one comparison: its finished runs and what its files say."""
+
+    def __init__(self, out: Path | None, base: FitConfig, ds: Dataset, meta: dict):
+        self.out, self.base, self.ds, self.meta = out, base, ds, meta
+        self.runs: list[dict] = []
+        self.tasks_resolved = None  # the task list the Trainer resolves (the data set's default if None)
+
+    @property
+    def done(self) -> set:
+        return {(r["method"], int(r["seed"])) for r in self.runs}
+
+    def resume(self, methods, method_options) -> None:
+        """Keep the finished runs of an earlier ``runs.csv`` in ``out`` (same configuration required)."""
+        out, meta = self.out, self.meta
+        if out is None or not (out / "runs.csv").is_file():
+            return
         old = runio.read_json(out / "config.json") if (out / "config.json").is_file() else {}
         old_base = dict(old.get("base_config", {}))
         new_base = dict(meta["base_config"])
-        if base.tasks is None:  # the earlier run stored the resolved task list
+        if self.base.tasks is None:  # the earlier run stored the resolved task list
             old_base.pop("tasks", None), new_base.pop("tasks", None)
         if old_base != new_base or old.get("dataset") != meta["dataset"]:
             raise PmtError(f"{out}: cannot resume, the earlier comparison used another configuration "
@@ -366,70 +435,37 @@ def run_compare(dataset, methods: list[str], seeds: list[int], base_config: FitC
                 raise PmtError(f"{out}: cannot resume, method {m!r} ran with other options before")
         # earlier runs of other methods or seeds stay in runs.csv and the summary
         all_methods = list(dict.fromkeys([*old.get("methods", []), *(r["method"] for r in runs), *methods]))
-        all_seeds = list(dict.fromkeys([*old.get("seeds", []), *(int(r["seed"]) for r in runs), *seeds]))
+        all_seeds = list(dict.fromkeys([*old.get("seeds", []), *(int(r["seed"]) for r in runs), *meta["seeds"]]))
         meta.update(methods=all_methods, seeds=all_seeds, created=old.get("created", meta["created"]),
                     method_options={**old.get("method_options", {}), **method_options})
-    all_methods, all_seeds = meta["methods"], meta["seeds"]
-    caption_base = f"{ds.name}: test metrics at the best validation epoch"
-    done = {(r["method"], int(r["seed"])) for r in runs}
-    tasks_resolved = None  # the task list the Trainer resolves (the data set's default if None)
-    if runs:  # resumed: the earlier config.json has it
-        tasks_resolved = old.get("base_config", {}).get("tasks") or None
+        self.runs = runs
+        if runs:  # the earlier config.json has the resolved task list
+            self.tasks_resolved = old.get("base_config", {}).get("tasks") or None
 
-    def write_meta():
-        if out is not None:
-            m = dict(meta)
-            if tasks_resolved is not None:
-                m["base_config"] = dict(m["base_config"], tasks=tasks_resolved)
+    def write_meta(self) -> None:
+        if self.out is not None:
+            m = dict(self.meta)
+            if self.tasks_resolved is not None:
+                m["base_config"] = dict(m["base_config"], tasks=self.tasks_resolved)
             m["updated"] = time.strftime("%Y-%m-%d %H:%M:%S")
-            runio.write_json(out / "config.json", m)
+            runio.write_json(self.out / "config.json", m)
 
-    def caption():
-        n = len(all_seeds)
-        tasks = ",".join(tasks_resolved or base.tasks or [])
-        return (f"{caption_base} (tasks {tasks}); mean ± std over {n} seed(s) "
-                f"(std ddof={1 if n > 1 else 0}); best in bold, runner-up underlined.")
+    def caption(self) -> str:
+        n = len(self.meta["seeds"])
+        tasks = ",".join(self.tasks_resolved or self.base.tasks or [])
+        return (f"{self.ds.name}: test metrics at the best validation epoch (tasks {tasks}); mean ± std over "
+                f"{n} seed(s) (std ddof={1 if n > 1 else 0}); best in bold, runner-up underlined.")
 
-    write_meta()
-    n_total = len(methods) * len(seeds)
-    i_run = 0
-    for seed in seeds:
-        split = None
-        for method in methods:
-            i_run += 1
-            if (method, seed) in done:
-                continue
-            if split is None:  # once per seed, shared by all its methods
-                split = make_split(ds, seed)
-                split_hash = _split_fingerprint(split.labels)
-            comb_opts, overrides = _split_overrides(method_options.get(method, {}))
-            cfg = dataclasses.replace(base, method=method, method_options=comb_opts, seed=seed, **overrides, tasks=None if base.tasks is None else list(base.tasks),
-                                      task_options={k: dict(v) for k, v in base.task_options.items()})
-            trainer = Trainer(cfg, split=split)
-            if tasks_resolved is None:
-                tasks_resolved = list(trainer.cfg.tasks)
-                write_meta()
-            reporter = reporter_factory(method, seed, trainer) if reporter_factory else Reporter()
-            trainer.reporter = reporter
-            reporter.message(f"[{i_run}/{n_total}] {method} seed {seed}")
-            run_dir = out / method / f"seed{seed}" if (out is not None and save_runs) else None
-            try:
-                result = trainer.fit(out_dir=run_dir)
-            except TrainingDiverged as exc:
-                rec = {"method": method, "seed": seed, "status": "diverged", "error": str(exc),
-                       "split_sha1": split_hash}
-                reporter.message(f"{method} seed {seed}: diverged ({exc}); going on")
-            else:
-                rec = _run_record(method, seed, split_hash, result, cfg.monitor)
-                reporter.message(
-                    f"{method} seed {seed}: best epoch {rec['best_epoch']} of {rec['epochs_run']}, "
-                    f"test R@20 {rec['recall@20']:.4f} N@20 {rec['ndcg@20']:.4f}, {rec['seconds_per_epoch']:.2f} s/epoch"
-                )
-            runs.append(rec)
-            if out is not None:
-                runs.sort(key=lambda r: (all_seeds.index(int(r["seed"])), all_methods.index(r["method"])))
-                runio.write_csv(out / "runs.csv", runs)
-                _write_summary(out, runs, all_methods, ks, caption())
-    if out is not None:
-        return _write_summary(out, runs, all_methods, ks, caption())
-    return summarize(runs, methods, ks)
+    def add(self, rec: dict) -> None:
+        """Keep a finished run; rewrite ``runs.csv`` and the summary so an interruption loses nothing."""
+        self.runs.append(rec)
+        if self.out is not None:
+            all_seeds, all_methods = self.meta["seeds"], self.meta["methods"]
+            self.runs.sort(key=lambda r: (all_seeds.index(int(r["seed"])), all_methods.index(r["method"])))
+            runio.write_csv(self.out / "runs.csv", self.runs)
+            _write_summary(self.out, self.runs, all_methods, tuple(self.base.ks), self.caption())
+
+    def summary(self, methods) -> list[dict]:
+        if self.out is not None:
+            return _write_summary(self.out, self.runs, self.meta["methods"], tuple(self.base.ks), self.caption())
+        return summarize(self.runs, methods, tuple(self.base.ks))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 
@@ -37,8 +38,8 @@ class FitConfig:
 
         need(self.dim >= 1, f"--dim must be >= 1, got {self.dim}")
         need(self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}")
-        need(self.lr > 0, f"--lr must be > 0, got {self.lr}")
-        need(self.wd >= 0, f"--wd must be >= 0, got {self.wd}")
+        need(self.lr > 0 and math.isfinite(self.lr), f"--lr must be a finite number > 0, got {self.lr}")
+        need(self.wd >= 0 and math.isfinite(self.wd), f"--wd must be a finite number >= 0, got {self.wd}")
         need(self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}")
         need(self.patience >= 1, f"--patience must be >= 1, got {self.patience}")
         need(self.checkpoint_every >= 0, f"--checkpoint-every must be >= 0, got {self.checkpoint_every}")

@@ -22,8 +22,9 @@ from ..encoders import MF
 from ..errors import PmtError
 from ..evaluation import evaluate
 from ..optim import Adam
+from ..provenance import versions
 from ..tasks import Batch, TaskContext, build_tasks, default_tasks
-from . import runio
+from . import health, limits, runio, runs
 from .config import FitConfig
 from .step import StepWorkspace, train_step
 from .weights import WeightRecorder
@@ -93,8 +94,20 @@ class Trainer:
             dataset=ds,
             aux_sampling=cfg.aux_sampling,
         )
+        limits.check_split(split, cfg.tasks)  # empty parts, one item: before the tasks' own checks
         self.tasks = build_tasks(cfg.tasks, self.task_ctx, cfg.task_options)
         cfg.tasks = [t.name for t in self.tasks]
+        limits.check_task_options(cfg.task_options, cfg.tasks)
+        #: the batch actually used: never more than the training interactions (same batches, smaller buffers)
+        self.batch_size = min(cfg.batch_size, int(split.train_users.shape[0]))
+        slots = sum(t.max_slots(self.batch_size) for t in self.tasks)
+        self.memory_estimate = limits.check_memory(
+            limits.estimate_fit_memory(ds.n_users, ds.n_items, cfg.dim, self.batch_size, slots, len(self.tasks),
+                                       max_k=max(cfg.ks)),
+            f"training {ds.name} with --dim {cfg.dim} and --batch-size {self.batch_size}"
+            + (f" (capped from {cfg.batch_size} at the training interactions)" if self.batch_size < cfg.batch_size else ""))
+        #: go on (with a warning) when a loss grows by orders of magnitude, instead of stopping
+        self.allow_divergence = False
         opts = dict(cfg.method_options)
         self.weights = None
         if cfg.method.startswith("pmtrec") and cfg.record_weights:
@@ -109,6 +122,22 @@ class Trainer:
         self.encoder = MF(ds.n_users, ds.n_items, cfg.dim, cfg.seed)
         self.adam = Adam(self.encoder.E, lr=cfg.lr, weight_decay=cfg.wd, mode=cfg.adam_mode)
         self.rng = np.random.default_rng(np.random.SeedSequence([int(cfg.seed), 0xC0B]))
+        self._versions = None
+
+    def run_config(self) -> dict:
+        """What ``config.json`` records: the configuration as given, the hyper-parameters the
+        combiner and each task really use (``effective``; e.g. an ablation's fixed tau, a task's
+        defaults) and what produced the run (``versions``: package, git commit, libraries)."""
+        if self._versions is None:
+            self._versions = versions()
+        return {
+            **self.cfg.to_dict(),
+            "effective": {
+                "method": {"name": self.combiner.name, **self.combiner.config()},
+                "tasks": {t.name: t.config() for t in self.tasks},
+            },
+            "versions": self._versions,
+        }
 
     # -- evaluation -------------------------------------------------------------------------
     def evaluate(self, part: str = "valid") -> dict:
@@ -122,8 +151,10 @@ class Trainer:
         return evaluate(self.encoder.user_emb, self.encoder.item_emb, heldout, exclude=exclude, ks=self.cfg.ks)
 
     # -- checkpoints ------------------------------------------------------------------------
-    def _checkpoint(self, out_dir, st: "TrainState") -> None:
-        """Everything needed to continue bit-identically after ``st.epoch`` (atomic write)."""
+    def _checkpoint(self, run, st: "TrainState") -> None:
+        """Everything needed to continue bit-identically after ``st.epoch`` (atomic write into the
+        run's staging folder; ``run`` is a :class:`.runio.RunWriter`)."""
+        health.check_table(self.encoder.E, st.epoch, "before the checkpoint of epoch")
         meta = {
             "config": self.cfg.to_dict(), "epoch": st.epoch, "step": st.step, "best_value": st.best_value,
             "best_epoch": st.best_epoch, "best_valid": st.best_valid, "bad": st.bad, "t_train": st.t_train,
@@ -132,20 +163,15 @@ class Trainer:
         }
         arrays = {f"combiner_{k}": np.asarray(v) for k, v in self.combiner.state_dict().items()}
         arrays.update(self.adam.state_dict())
-        runio.write_npz(
-            Path(out_dir) / CHECKPOINT, compress=False, E=self.encoder.E,
+        run.write_npz(
+            CHECKPOINT, compress=False, E=self.encoder.E,
             best_E=st.best_E if st.best_E is not None else np.zeros((0,) + self.encoder.E.shape[1:], self.encoder.E.dtype),
             meta=np.array(json.dumps(meta)), **arrays,
         )
 
-    def _resume(self, out_dir) -> "TrainState":
-        path = Path(out_dir) / CHECKPOINT
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                data = {k: z[k] for k in z.files}
-            meta = json.loads(str(data["meta"]))
-        except (OSError, ValueError, KeyError) as exc:
-            raise PmtError(f"{path}: not a readable checkpoint ({exc})") from None
+    def _resume(self, path) -> "TrainState":
+        path = Path(path)
+        data, meta = runs.read_checkpoint(path)  # validated: keys, shapes, dtypes, finite
         mine, theirs = self.cfg.to_dict(), meta["config"]
         diff = [k for k in mine if k not in ("epochs", "threads", "patience") and mine[k] != theirs.get(k)]
         if diff:
@@ -166,101 +192,149 @@ class Trainer:
         )
 
     # -- training ---------------------------------------------------------------------------
-    def fit(self, out_dir=None, resume: bool = False) -> FitResult:
+    def fit(self, out_dir=None, resume: bool = False, overwrite: bool = False) -> FitResult:
         """Train until ``cfg.epochs`` or early stopping; restore the best epoch; test it.
 
-        With ``out_dir``, the resolved config is written first, the per-epoch curve and a
-        checkpoint (every ``cfg.checkpoint_every`` epochs) after each epoch, and metrics plus
-        embeddings at the end (all atomically). ``resume=True`` continues from the checkpoint in
-        ``out_dir``; the result is bit-identical to an uninterrupted run.
+        With ``out_dir``, the run is a transaction on that directory (:class:`.runio.RunWriter`):
+        the resolved config (with a fingerprint of the data file) is written first, the per-epoch
+        curve and a checkpoint (every ``cfg.checkpoint_every`` epochs) after each epoch, metrics and
+        embeddings at the end, all into a staging folder that becomes the run at the end. A
+        directory holding another run is refused unless ``resume`` (continue from its checkpoint;
+        the result is bit-identical to an uninterrupted run) or ``overwrite``.
         """
-        cfg = self.cfg
-        st = TrainState()
-        if resume:
-            if out_dir is None:
+        if out_dir is None:
+            if resume:
                 raise PmtError("--resume needs --out DIR (the run to continue)")
-            if (Path(out_dir) / CHECKPOINT).is_file():
-                st = self._resume(out_dir)
-                self.reporter.message(f"resuming {out_dir} after epoch {st.epoch}")
-        if out_dir is not None:
-            runio.write_json(Path(out_dir) / "config.json", cfg.to_dict())
-        if cfg.threads is not None:
-            numba.set_num_threads(min(cfg.threads, numba.config.NUMBA_NUM_THREADS))
-        sp = self.split
-        E = self.encoder.E
-        n_train = sp.train_users.shape[0]
-        if n_train == 0:
-            raise ValueError(f"data set {sp.dataset.name!r} has no training interactions")
-        ws = StepWorkspace(self.tasks, cfg.batch_size, E.shape[0], cfg.dim, E.dtype)
-        ratings = sp.train_ratings
-        stopped_early = st.bad >= cfg.patience
-        for epoch in range(st.epoch + 1, cfg.epochs + 1):
+            return self._fit(None)
+        with runio.RunWriter(out_dir, resume=resume, overwrite=overwrite, message=self.reporter.message) as run:
+            return self._fit(run)
+
+    def _fit(self, run) -> FitResult:
+        """The fit itself; ``run`` is the open :class:`.runio.RunWriter` or None."""
+        st = self._start(run)
+        if self.batch_size < self.cfg.batch_size:
+            self.reporter.message(f"--batch-size {self.cfg.batch_size} is more than the {self.batch_size} training "
+                                  f"interactions: using one batch of {self.batch_size}")
+        ws = StepWorkspace(self.tasks, self.batch_size, self.encoder.E.shape[0], self.cfg.dim, self.encoder.E.dtype)
+        self._watch = health.LossWatch(allow=self.allow_divergence)
+        stopped_early = st.bad >= self.cfg.patience
+        for epoch in range(st.epoch + 1, self.cfg.epochs + 1):
             if stopped_early:
                 break
-            batches = epoch_batches(n_train, cfg.batch_size, cfg.seed, epoch)
-            self.reporter.epoch_start(epoch, len(batches))
-            loss_sum = np.zeros(len(self.tasks))
-            pair_sum = np.zeros(len(self.tasks))
-            t0 = time.perf_counter()
-            for bidx in batches:
-                st.step += 1
-                batch = Batch(sp.train_users[bidx], sp.train_items[bidx], None if ratings is None else ratings[bidx])
-                ctx = StepContext(epoch=epoch, step=st.step, rng=self.rng, n_users=sp.n_users)
-                losses, pairs = train_step(E, self.tasks, batch, self.combiner, self.adam, ctx, cfg.seed, ws)
-                if self.weights is not None:
-                    self.weights.observe(ctx.rows, self.combiner.last_weights)
-                loss_sum += losses * pairs
-                pair_sum += pairs
-                self.reporter.step_done(epoch, st.step, losses)
-            t_epoch = time.perf_counter() - t0
-            st.epoch = epoch
-            st.t_train += t_epoch
-            if self.weights is not None:
-                self.weights.end_epoch(epoch)
-                if out_dir is not None:
-                    runio.write_csv(Path(out_dir) / "weights.csv", self.weights.records)
-            rec = {"epoch": epoch, "train_seconds": round(t_epoch, 4)}
-            for t, task in enumerate(self.tasks):
-                rec[f"loss_{task.name}"] = float(loss_sum[t] / pair_sum[t]) if pair_sum[t] else float("nan")
-            if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
-                t1 = time.perf_counter()
-                val = self.evaluate("valid")
-                rec["eval_seconds"] = round(time.perf_counter() - t1, 4)
-                for k in ("recall@20", "ndcg@20", cfg.monitor):
-                    rec[f"valid_{k}"] = val[k]
-                if st.best_E is None or val[cfg.monitor] > st.best_value:
-                    st.best_value, st.best_epoch, st.best_valid, st.best_E = val[cfg.monitor], epoch, val, E.copy()
-                    st.bad = 0
-                else:
-                    st.bad += 1
-                rec["best_epoch"] = st.best_epoch
+            rec = self._run_epoch(epoch, st, ws, run)
+            if epoch % self.cfg.eval_every == 0 or epoch == self.cfg.epochs:
+                self._validate(epoch, st, rec)
             st.curve.append(rec)
             self.reporter.epoch_end(rec)
-            stopped_early = st.best_E is not None and st.bad >= cfg.patience
-            if out_dir is not None:
-                runio.write_csv(Path(out_dir) / "curve.csv", st.curve)
-                if cfg.checkpoint_every and (epoch % cfg.checkpoint_every == 0 or stopped_early):
-                    self._checkpoint(out_dir, st)
-            if stopped_early:
-                self.reporter.message(
-                    f"early stop at epoch {epoch}: no {cfg.monitor} improvement in {cfg.patience} validations; "
-                    f"best epoch {st.best_epoch}"
-                )
+            stopped_early = st.best_E is not None and st.bad >= self.cfg.patience
+            self._save_epoch(run, st, stopped_early)
+        return self._finish(run, st, stopped_early)
+
+    def _start(self, run) -> TrainState:
+        """The state to start from (fresh, or the checkpoint's), the config written, threads set."""
+        cfg = self.cfg
+        st = TrainState()
+        if run is not None and run.resume_from is not None:
+            old = run.resume_from.parent / "config.json"
+            rec = runs.read_config(old).get("data") if old.is_file() else None
+            change = runs.data_change(rec, rec["path"]) if rec is not None else None
+            if change is not None:
+                raise PmtError(f"{change}; cannot resume the run in {run.run} on other data ({old})")
+            st = self._resume(run.resume_from)
+            self.reporter.message(f"resuming {run.run} after epoch {st.epoch}")
+        if run is not None:
+            data = runs.fingerprint_for(self.split.dataset)
+            run.write_json("config.json", {**self.run_config(), **({"data": data} if data else {})})
+        if cfg.threads is not None:
+            numba.set_num_threads(min(cfg.threads, numba.config.NUMBA_NUM_THREADS))
+        if self.split.train_users.shape[0] == 0:
+            raise ValueError(f"data set {self.split.dataset.name!r} has no training interactions")
+        return st
+
+    def _run_epoch(self, epoch: int, st: TrainState, ws: StepWorkspace, run) -> dict:
+        """One pass over the shuffled training pairs; returns the epoch's curve record so far
+        (seconds, pair-weighted mean loss per task, the combiner's event counts of the epoch)."""
+        cfg, sp = self.cfg, self.split
+        ratings = sp.train_ratings
+        batches = epoch_batches(sp.train_users.shape[0], self.batch_size, cfg.seed, epoch)
+        self.reporter.epoch_start(epoch, len(batches))
+        loss_sum = np.zeros(len(self.tasks))
+        pair_sum = np.zeros(len(self.tasks))
+        events0 = self.combiner.events()
+        t0 = time.perf_counter()
+        for bidx in batches:
+            st.step += 1
+            batch = Batch(sp.train_users[bidx], sp.train_items[bidx], None if ratings is None else ratings[bidx])
+            ctx = StepContext(epoch=epoch, step=st.step, rng=self.rng, n_users=sp.n_users)
+            losses, pairs = train_step(self.encoder.E, self.tasks, batch, self.combiner, self.adam, ctx, cfg.seed, ws)
+            if self.weights is not None:
+                self.weights.observe(ctx.rows, self.combiner.last_weights)
+            loss_sum += losses * pairs
+            pair_sum += pairs
+            self.reporter.step_done(epoch, st.step, losses)
+        t_epoch = time.perf_counter() - t0
+        st.epoch = epoch
+        st.t_train += t_epoch
+        if self.weights is not None:
+            self.weights.end_epoch(epoch)
+            if run is not None:
+                run.write_csv("weights.csv", self.weights.records)
+        rec = {"epoch": epoch, "train_seconds": round(t_epoch, 4)}
+        for t, task in enumerate(self.tasks):
+            rec[f"loss_{task.name}"] = float(loss_sum[t] / pair_sum[t]) if pair_sum[t] else float("nan")
+        health.check_table(self.encoder.E, epoch)
+        for text in self._watch.observe(epoch, {t.name: rec[f"loss_{t.name}"] for t in self.tasks}):
+            self.reporter.message(text)
+        for k, n in self.combiner.events().items():  # e.g. Nash-MTL's fallbacks during this epoch
+            rec[f"combiner_{k}"] = n - events0[k]
+        return rec
+
+    def _validate(self, epoch: int, st: TrainState, rec: dict) -> None:
+        """Evaluate on the validation part, add it to ``rec``, keep the best epoch's embeddings."""
+        monitor = self.cfg.monitor
+        t1 = time.perf_counter()
+        val = self.evaluate("valid")
+        rec["eval_seconds"] = round(time.perf_counter() - t1, 4)
+        for k in ("recall@20", "ndcg@20", monitor):
+            rec[f"valid_{k}"] = val[k]
+        if st.best_E is None or val[monitor] > st.best_value:
+            st.best_value, st.best_epoch, st.best_valid, st.best_E = val[monitor], epoch, val, self.encoder.E.copy()
+            st.bad = 0
+        else:
+            st.bad += 1
+        rec["best_epoch"] = st.best_epoch
+
+    def _save_epoch(self, run, st: TrainState, stopped_early: bool) -> None:
+        """The curve after every epoch, a checkpoint when due, the early-stop message."""
+        cfg = self.cfg
+        if run is not None:
+            run.write_csv("curve.csv", st.curve)
+            if cfg.checkpoint_every and (st.epoch % cfg.checkpoint_every == 0 or stopped_early):
+                self._checkpoint(run, st)
+        if stopped_early:
+            self.reporter.message(
+                f"early stop at epoch {st.epoch}: no {cfg.monitor} improvement in {cfg.patience} validations; "
+                f"best epoch {st.best_epoch}"
+            )
+
+    def _finish(self, run, st: TrainState, stopped_early: bool) -> FitResult:
+        """Restore the best epoch's embeddings, test them, save the result."""
         if st.best_E is None:
             raise PmtError("no validation ran: nothing to restore (check --epochs and --eval-every)")
-        E[...] = st.best_E
-        test = self.evaluate("test")
+        self.encoder.E[...] = st.best_E
+        health.check_table(self.encoder.E, st.best_epoch, "at the best epoch")
         result = FitResult(
-            config=cfg.to_dict(),
+            config=self.run_config(),
             best_epoch=st.best_epoch,
             best_valid=st.best_valid,
-            test=test,
+            test=self.evaluate("test"),
             curve=st.curve,
             user_emb=self.encoder.user_emb.copy(),
             item_emb=self.encoder.item_emb.copy(),
             stopped_early=stopped_early,
             train_seconds=st.t_train,
         )
-        if out_dir is not None:
-            runio.save_result(out_dir, result, sp.dataset)
+        if run is not None:
+            runio.save_result(run, result, self.split.dataset)
+            run.commit()
         return result
