@@ -134,11 +134,11 @@ def test_failing_trial_is_recorded_and_the_sweep_goes_on(local_sweep):
         st = sw.load_study(m)
         failed = [t for t in st.trials if t.state == TS.FAIL]
         assert failed and all(t.params["lr"] == 0 for t in failed)
-        assert all("lr must be > 0" in t.user_attrs["error"] for t in failed)
+        assert all("--lr must be" in t.user_attrs["error"] for t in failed)
         assert all(not t.user_attrs.get("interrupted") for t in failed)
         # the other configurations still ran to an end
         assert all(t.state in (TS.COMPLETE, TS.PRUNED) for t in st.trials if t.params["lr"] != 0)
-    assert "lr must be > 0" in res.output
+    assert "--lr must be" in res.output
 
 
 def test_changed_settings_refuse_to_resume(local_sweep, tiny_csv):
