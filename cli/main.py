@@ -240,9 +240,11 @@ def weights(run_dir, epoch, plot_dir):
 
 from .compare_cmd import compare  # noqa: E402
 from .gradcheck_cmd import gradcheck  # noqa: E402
+from .sweep_cmd import sweep  # noqa: E402
 
 main.add_command(gradcheck)
 main.add_command(compare)
+main.add_command(sweep)
 
 
 if __name__ == "__main__":
