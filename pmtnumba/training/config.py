@@ -31,6 +31,7 @@ class FitConfig:
     ks: tuple = (5, 10, 20, 40)
     seed: int = 0
     threads: int | None = None
+    device: str = "cpu"  # "cpu", "cuda" or "auto" (the CLI's default); see pmtnumba.device
     data_dir: str | None = None
 
     def validate(self) -> None:
@@ -53,6 +54,7 @@ class FitConfig:
         lo = 1 if self.encoder == "ngcf" else 0
         need(self.layers >= lo, f"--layers must be >= {lo} for {self.encoder}, got {self.layers}")
         need(0.0 <= self.mess_dropout < 1.0, f"--mess-dropout must be in [0, 1), got {self.mess_dropout}")
+        need(self.device in ("cpu", "cuda", "auto"), f"--device must be cpu, cuda or auto, got {self.device}")
         need(self.threads is None or self.threads >= 1, f"--threads must be >= 1, got {self.threads}")
         metric, _, k = self.monitor.partition("@")
         need(metric in ("recall", "ndcg", "hr", "precision", "mrr") and k.isdigit() and int(k) in self.ks,
