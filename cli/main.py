@@ -35,20 +35,26 @@ def main():
 @click.option("-o", "--method-opt", "method_opts", multiple=True, metavar="KEY=VALUE",
               help="Other combiner hyper-parameters, e.g. -o calpha=0.4, -o beta=0.5, -o per=epoch (repeatable).")
 @click.option("--gamma", default=None, type=float, help="DirectAU uniformity weight (align_uniform task; default 1).")
-@click.option("--dim", default=32, show_default=True, type=int)
-@click.option("--batch-size", default=2048, show_default=True, type=int)
+@click.option("--dim", default=32, show_default=True, type=int, help="Embedding size (columns of the user and item tables).")
+@click.option("--batch-size", default=2048, show_default=True, type=int,
+              help="Training interactions per step (capped at the number of training interactions).")
 @click.option("--lr", default=None, type=float,
               help="Adam learning rate (default: tuned per shipped data set, else 0.01; see README).")
 @click.option("--wd", default=None, type=float,
               help="Adam weight decay, added to the gradient (default: tuned per shipped data set, else 1e-4).")
-@click.option("--adam", "adam_mode", default="sparse", show_default=True, type=click.Choice(["sparse", "dense"]))
+@click.option("--adam", "adam_mode", default="sparse", show_default=True, type=click.Choice(["sparse", "dense"]),
+              help="sparse: update only the rows a step touched; dense: every row every step (as PyTorch's Adam).")
 @click.option("--epochs", default=300, show_default=True, type=int, help="Maximum epochs.")
 @click.option("--patience", default=10, show_default=True, type=int, help="Validations without improvement before stopping.")
-@click.option("--eval-every", default=1, show_default=True, type=int)
-@click.option("--monitor", default="recall@20", show_default=True)
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--eval-every", default=1, show_default=True, type=int,
+              help="Validate every N epochs (and after the last); patience counts validations.")
+@click.option("--monitor", default="recall@20", show_default=True,
+              help="Validation metric for early stopping and the best epoch: recall|ndcg|hr|precision|mrr @ 5|10|20|40.")
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="Seed of the split, the initialisation and the sampling (same seed: bit-identical run).")
 @click.option("--threads", default=None, type=int, help="Numba threads (default: all cores).")
-@click.option("--aux-sampling", default="anchored", show_default=True, type=click.Choice(["anchored", "independent"]))
+@click.option("--aux-sampling", default="anchored", show_default=True, type=click.Choice(["anchored", "independent"]),
+              help="anchored: auxiliary samples hang off the batch's users and items; independent: their own batch.")
 @click.option("--data-dir", default=None, help="Folder of the shipped .npz files (default: the repo's datasets/).")
 @click.option("--out", "out_dir", default=None, help="Run directory for config, curve, metrics and embeddings.")
 @click.option("--record-weights/--no-record-weights", default=True, show_default=True,
@@ -105,7 +111,7 @@ def fit(dataset, tasks, method, alpha, tau, drop_absent, method_opts, gamma, dim
 
 
 @main.command()
-@click.option("--data-dir", default=None)
+@click.option("--data-dir", default=None, help="Folder of the shipped .npz files (default: the repo's datasets/).")
 @friendly_errors
 def datasets(data_dir):
     """Table-1 style summary of the shipped data sets, computed from the files."""
@@ -143,8 +149,9 @@ _ALLOW_CHANGED = click.option("--allow-changed-data", is_flag=True,
 
 @main.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
-@click.option("--data-dir", default=None)
-@click.option("--part", default="test", type=click.Choice(["valid", "test"]), show_default=True)
+@click.option("--data-dir", default=None, help="Folder of the shipped .npz files (default: the repo's datasets/).")
+@click.option("--part", default="test", type=click.Choice(["valid", "test"]), show_default=True,
+              help="Which held-out part to evaluate on (test masks train and validation items).")
 @_ALLOW_CHANGED
 @friendly_errors
 def evaluate(run_dir, data_dir, part, allow_changed_data):
@@ -166,7 +173,7 @@ def evaluate(run_dir, data_dir, part, allow_changed_data):
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--user", "user_id", required=True, help="The user's original id.")
 @click.option("-k", "k", default=10, show_default=True, type=int, help="How many items (at most the number of items).")
-@click.option("--data-dir", default=None)
+@click.option("--data-dir", default=None, help="Folder of the shipped .npz files (default: the repo's datasets/).")
 @_ALLOW_CHANGED
 @friendly_errors
 def recommend(run_dir, user_id, k, data_dir, allow_changed_data):
