@@ -59,8 +59,9 @@ def main():
 @click.option("--out", "out_dir", default=None, help="Run directory for config, curve, metrics and embeddings.")
 @click.option("--record-weights/--no-record-weights", default=True, show_default=True,
               help="PMTRec: write per-epoch weight distributions by user/item group to weights.csv.")
-@click.option("--checkpoint-every", default=1, show_default=True, type=int,
-              help="Epochs between checkpoints in --out (0: none).")
+@click.option("--checkpoint-every", default=30.0, show_default=True, type=float, metavar="SECONDS",
+              help="Seconds between checkpoints in --out (0: after every epoch); always after the first and the "
+                   "last epoch, and on Ctrl-C / SIGTERM (the epoch under way is finished first).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint (an unfinished run, or a "
               "finished one with more --epochs).")
 @click.option("--overwrite", is_flag=True, help="Replace the run in --out (the old one stays until the new one finishes).")
@@ -76,6 +77,7 @@ def fit(dataset, tasks, method, alpha, tau, drop_absent, method_opts, gamma, dim
     from pmtnumba.tasks import default_tasks
     from pmtnumba.training import FitConfig, Trainer
     from pmtnumba.training.config import recommended_lr_wd
+    from pmtnumba.training.budget import format_budget
     from pmtnumba.training.runio import RunWriter
 
     if out_dir is not None:  # an occupied, locked or unusable --out fails now, not after loading and training
@@ -104,7 +106,7 @@ def fit(dataset, tasks, method, alpha, tau, drop_absent, method_opts, gamma, dim
     click.echo(f"{ds.name}: {ds.n_users} users, {ds.n_items} items, {trainer.split.train_users.size} train "
                f"interactions | tasks {','.join(cfg.tasks)} | method {cfg.method} | lr {cfg.lr:g} wd {cfg.wd:g}", err=True)
     result = trainer.fit(out_dir=out_dir, resume=resume, overwrite=overwrite)
-    click.echo(f"best epoch {result.best_epoch} ({len(result.curve)} run, {result.train_seconds:.1f}s training)")
+    click.echo(f"best epoch {result.best_epoch} ({len(result.curve)} run) | {format_budget(result.time_budget)}")
     print_metrics(result.test, cfg.ks)
     if out_dir:
         click.echo(f"results written to {out_dir}")

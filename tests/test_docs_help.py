@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from cli.main import main
+from pmtnumba_cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -546,6 +546,7 @@ def save_result(run, result, dataset) -> None:
             "epochs_run": len(result.curve),
             "stopped_early": result.stopped_early,
             "train_seconds": round(result.train_seconds, 3),
+            "time_budget": getattr(result, "time_budget", None) or None,
             "valid": result.best_valid,
             "test": result.test,
             "effective": result.config.get("effective"),
