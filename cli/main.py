@@ -56,7 +56,9 @@ def main():
 @click.option("--aux-sampling", default="anchored", show_default=True, type=click.Choice(["anchored", "independent"]),
               help="anchored: auxiliary samples hang off the batch's users and items; independent: their own batch.")
 @click.option("--data-dir", default=None, help="Folder of the shipped .npz files (default: the repo's datasets/).")
-@click.option("--out", "out_dir", default=None, help="Run directory for config, curve, metrics and embeddings.")
+@click.option("--out", "out_dir", default=None,
+              help="Run directory for config, curve, checkpoint, metrics and embeddings "
+                   "(default: runs/<dataset>-<method>-<date>-<time> under the current folder).")
 @click.option("--record-weights/--no-record-weights", default=True, show_default=True,
               help="PMTRec: write per-epoch weight distributions by user/item group to weights.csv.")
 @click.option("--checkpoint-every", default=30.0, show_default=True, type=float, metavar="SECONDS",
@@ -103,6 +105,11 @@ def fit(dataset, tasks, method, alpha, tau, drop_absent, method_opts, gamma, dim
     trainer.allow_divergence = allow_divergence
     reporter.names = [t.name for t in trainer.tasks]
     ds = trainer.split.dataset
+    if out_dir is None:  # decided once the options and the data are known to be good
+        from pmtnumba.training.runio import default_run_dir
+
+        out_dir = str(default_run_dir(dataset, cfg.method))
+        click.echo(f"writing the run to {out_dir} (no --out given)", err=True)
     click.echo(f"{ds.name}: {ds.n_users} users, {ds.n_items} items, {trainer.split.train_users.size} train "
                f"interactions | tasks {','.join(cfg.tasks)} | method {cfg.method} | lr {cfg.lr:g} wd {cfg.wd:g}", err=True)
     result = trainer.fit(out_dir=out_dir, resume=resume, overwrite=overwrite)

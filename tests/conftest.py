@@ -88,3 +88,10 @@ def cuda_sim():
     if not cuda.is_available():
         pytest.skip("numba.cuda: no usable GPU and the simulator is off")
     return cuda
+
+
+@pytest.fixture(autouse=True)
+def _in_a_temporary_folder(tmp_path, monkeypatch):
+    """Every test runs in its own empty folder: a fit without --out (it writes to ./runs/) leaves
+    nothing in the checkout."""
+    monkeypatch.chdir(tmp_path)

@@ -125,3 +125,17 @@ def test_stop_signal_writes_a_checkpoint_and_resume_continues(tmp_path, sig):
     assert r.exit_code == 0, r.output
     assert f"resuming {out} after epoch {k}" in r.output
     assert json.loads((out / "metrics.json").read_text())["epochs_run"] == k + 1
+
+
+def test_fit_without_out_writes_a_default_run_dir(tmp_path):
+    csv = write_toy_csv(tmp_path / "toy.csv")  # the test runs in tmp_path (conftest)
+    r = cli("fit", "--dataset", csv, "--epochs", "1", *FIT)
+    assert r.exit_code == 0, r.output
+    runs = list((tmp_path / "runs").iterdir())
+    assert len(runs) == 1 and runs[0].name.startswith("toy-ew-")
+    assert f"writing the run to runs/{runs[0].name} (no --out given)" in r.output
+    assert f"results written to runs/{runs[0].name}" in r.output
+    assert (runs[0] / "metrics.json").is_file() and (runs[0] / "embeddings.npz").is_file()
+    # bad options fail before any folder is made
+    r = cli("fit", "--dataset", csv, "--epochs", "0", *FIT)
+    assert r.exit_code == 2 and len(list((tmp_path / "runs").iterdir())) == 1
