@@ -249,8 +249,10 @@ def weights(run_dir, epoch, plot_dir):
 
 from .compare_cmd import compare  # noqa: E402
 from .gradcheck_cmd import gradcheck  # noqa: E402
+from .plot_cmd import plot  # noqa: E402
 
 main.add_command(gradcheck)
+main.add_command(plot)
 main.add_command(compare)
 
 
