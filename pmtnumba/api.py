@@ -180,10 +180,16 @@ def fit(dataset="videogame", *, out=None, resume: bool = False, overwrite: bool 
     ``out``: a run directory to write (none by default: nothing is written)."""
     from .training import Trainer
 
+    import time
+
     seed = int(options.get("seed", 0))
+    t0 = time.perf_counter()
     name, split = _split_of(dataset, seed, data_dir)
+    t_load = time.perf_counter() - t0
     cfg = _config(name, {**options, "data_dir": data_dir})
     trainer = Trainer(cfg, split=split, reporter=reporter)
+    trainer.budget.add("load", t_load)  # loaded here, not by the Trainer: its clock starts earlier
+    trainer.budget.t0 -= t_load
     res = trainer.fit(out_dir=out, resume=resume, overwrite=overwrite)
     metrics = {"best_epoch": res.best_epoch, "epochs_run": len(res.curve), "stopped_early": res.stopped_early,
                "valid": res.best_valid, "test": res.test, "time_budget": res.time_budget, "curve": res.curve}

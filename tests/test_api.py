@@ -22,7 +22,9 @@ def _frame():
 def test_fit_recommend_evaluate_load(tmp_path):
     df, ds = _frame()
     model = pmtnumba.fit(df, epochs=3, batch_size=64, threads=1, tasks="bpr,rating", out=tmp_path / "run")
-    assert model.metrics["epochs_run"] == 3 and set(model.metrics["time_budget"]) >= {"train", "compile"}
+    b = model.metrics["time_budget"]
+    assert model.metrics["epochs_run"] == 3 and b["load"] > 0 and b["train"] > 0
+    assert sum(v for k, v in b.items() if k != "total") == pytest.approx(b["total"], abs=0.01)
     assert model.evaluate("test") == model.metrics["test"]  # the same embeddings, the same split
     items, scores = model.recommend("u3", k=5)
     assert len(items) == 5 and np.all(np.diff(scores) <= 0)
