@@ -92,6 +92,25 @@ def friendly_errors(fn):
     return wrapper
 
 
+DEVICE_HELP = ("Where to compute: cpu, cuda (a GPU; needs the `cuda` extra) or auto (cuda when a usable GPU "
+               "is present, else cpu).")
+
+
+def pick_device(device: str) -> str:
+    """The resolved device (``cpu`` or ``cuda``); ``--device cuda`` without a usable GPU is a
+    one-line error. Commands print ``device_line`` in their run header."""
+    from pmtnumba.device import resolve_device
+
+    return resolve_device(device)
+
+
+def device_line(device: str) -> str:
+    """``device: cpu`` or ``device: cuda (GPU name)`` for a run header."""
+    from pmtnumba.device import describe
+
+    return describe(device)
+
+
 class ClickReporter:
     """Per-epoch click progress bar showing the running losses and steps per second, on a terminal;
     elsewhere (a file, a pipe) only one line per finished epoch. ``bar=None``: decide by whether

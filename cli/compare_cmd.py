@@ -14,7 +14,7 @@ import click
 
 from pmtnumba.errors import PmtError
 
-from .common import ClickReporter, friendly_errors, method_options
+from .common import DEVICE_HELP, ClickReporter, device_line, friendly_errors, method_options, pick_device
 
 
 class _CompareReporter(ClickReporter):
@@ -136,9 +136,10 @@ def _per_method_options(methods, alpha, tau, drop_absent, pairs) -> dict[str, di
 @click.option("--resume", is_flag=True,
               help="Keep the finished runs of an earlier comparison in --out (same settings) and run the missing ones.")
 @click.option("--quiet", is_flag=True, help="No progress output; only the final table.")
+@click.option("--device", default="auto", show_default=True, type=click.Choice(["cpu", "cuda", "auto"]), help=DEVICE_HELP)
 @friendly_errors
 def compare(dataset, methods, seeds, tasks, alpha, tau, drop_absent, method_opts, dim, batch_size, lr, wd, epochs,
-            patience, eval_every, monitor, threads, data_dir, out_dir, run_dirs, record_weights, resume, quiet):
+            patience, eval_every, monitor, threads, data_dir, out_dir, run_dirs, record_weights, resume, quiet, device):
     """Train several methods on the same splits (one per seed) and tabulate mean ± std test metrics.
 
     Every method of a seed trains on that seed's split with the same settings; the table has the
@@ -150,6 +151,7 @@ def compare(dataset, methods, seeds, tasks, alpha, tau, drop_absent, method_opts
     from pmtnumba.training import FitConfig
     from pmtnumba.training.compare import format_table, run_compare
 
+    device = pick_device(device)
     method_list = _parse_methods(methods)
     seed_list = _parse_seeds(seeds)
     opts = _per_method_options(method_list, alpha, tau, drop_absent, method_opts)
@@ -157,13 +159,14 @@ def compare(dataset, methods, seeds, tasks, alpha, tau, drop_absent, method_opts
         dataset=dataset, tasks=None if tasks is None else [t.strip() for t in tasks.split(",") if t.strip()],
         method=method_list[0], dim=dim, batch_size=batch_size, lr=lr, wd=wd, epochs=epochs, patience=patience,
         eval_every=eval_every, monitor=monitor, threads=threads, data_dir=data_dir, record_weights=record_weights,
+        device=device,
     )
     cfg.validate()
     if out_dir is None:
         out_dir = str(Path("runs") / f"compare-{Path(dataset).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
     if not quiet:
         click.echo(f"compare on {dataset}: methods {','.join(method_list)} | seeds {','.join(map(str, seed_list))} "
-                   f"| output {out_dir}", err=True)
+                   f"| output {out_dir} | {device_line(device)}", err=True)
 
     def reporter_factory(method, seed, trainer):
         rep = _CompareReporter(quiet=quiet)

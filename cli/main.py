@@ -12,7 +12,7 @@ import numpy as np
 from pmtnumba.errors import PmtError
 
 # shared with the command modules (compare_cmd)
-from .common import ClickReporter, friendly_errors, method_options, print_metrics
+from .common import DEVICE_HELP, ClickReporter, device_line, friendly_errors, method_options, pick_device, print_metrics
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -70,10 +70,11 @@ def main():
 @click.option("--allow-divergence", is_flag=True,
               help="Go on (with a warning) when a task's loss grows by orders of magnitude, instead of stopping.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
+@click.option("--device", default="auto", show_default=True, type=click.Choice(["cpu", "cuda", "auto"]), help=DEVICE_HELP)
 @friendly_errors
 def fit(dataset, tasks, method, alpha, tau, drop_absent, method_opts, gamma, dim, batch_size, lr, wd, adam_mode, epochs, patience, eval_every, monitor,
         seed, threads, aux_sampling, data_dir, out_dir, record_weights, checkpoint_every, resume, overwrite,
-        allow_divergence, quiet):
+        allow_divergence, quiet, device):
     """Train embeddings with early stopping and report test metrics of the best epoch."""
     from pmtnumba.data import SHIPPED
     from pmtnumba.tasks import default_tasks
@@ -82,6 +83,7 @@ def fit(dataset, tasks, method, alpha, tau, drop_absent, method_opts, gamma, dim
     from pmtnumba.training.budget import format_budget
     from pmtnumba.training.runio import RunWriter
 
+    device = pick_device(device)
     if out_dir is not None:  # an occupied, locked or unusable --out fails now, not after loading and training
         RunWriter(out_dir, resume=resume, overwrite=overwrite).check()
     elif resume or overwrite:
@@ -98,7 +100,7 @@ def fit(dataset, tasks, method, alpha, tau, drop_absent, method_opts, gamma, dim
         task_options={} if gamma is None else {"align_uniform": {"gamma": gamma}}, dim=dim, batch_size=batch_size, lr=lr, wd=wd, adam_mode=adam_mode, epochs=epochs,
         patience=patience, eval_every=eval_every, monitor=monitor, seed=seed, threads=threads,
         aux_sampling=aux_sampling, data_dir=data_dir, record_weights=record_weights,
-        checkpoint_every=checkpoint_every,
+        checkpoint_every=checkpoint_every, device=device,
     )
     reporter = ClickReporter(quiet=quiet)
     trainer = Trainer(cfg, reporter=reporter)
@@ -111,7 +113,8 @@ def fit(dataset, tasks, method, alpha, tau, drop_absent, method_opts, gamma, dim
         out_dir = str(default_run_dir(dataset, cfg.method))
         click.echo(f"writing the run to {out_dir} (no --out given)", err=True)
     click.echo(f"{ds.name}: {ds.n_users} users, {ds.n_items} items, {trainer.split.train_users.size} train "
-               f"interactions | tasks {','.join(cfg.tasks)} | method {cfg.method} | lr {cfg.lr:g} wd {cfg.wd:g}", err=True)
+               f"interactions | tasks {','.join(cfg.tasks)} | method {cfg.method} | lr {cfg.lr:g} wd {cfg.wd:g} | "
+               f"{device_line(trainer.device)}", err=True)
     result = trainer.fit(out_dir=out_dir, resume=resume, overwrite=overwrite)
     click.echo(f"best epoch {result.best_epoch} ({len(result.curve)} run) | {format_budget(result.time_budget)}")
     print_metrics(result.test, cfg.ks)
@@ -162,15 +165,19 @@ _ALLOW_CHANGED = click.option("--allow-changed-data", is_flag=True,
 @click.option("--part", default="test", type=click.Choice(["valid", "test"]), show_default=True,
               help="Which held-out part to evaluate on (test masks train and validation items).")
 @_ALLOW_CHANGED
+@click.option("--device", default="auto", show_default=True, type=click.Choice(["cpu", "cuda", "auto"]), help=DEVICE_HELP)
 @friendly_errors
-def evaluate(run_dir, data_dir, part, allow_changed_data):
+def evaluate(run_dir, data_dir, part, allow_changed_data, device):
     """Re-evaluate the saved embeddings of a run on its split."""
     from pmtnumba.evaluation import evaluate as eval_fn
+    from pmtnumba.training.loop import eval_device_kwargs
 
+    device = pick_device(device)
     cfg, metrics, emb, sp = _load_run_split(run_dir, data_dir, allow_changed_data)
     heldout, exclude = (sp.valid, [sp.train]) if part == "valid" else (sp.test, [sp.train, sp.valid])
     ks = tuple(cfg.get("ks", (5, 10, 20, 40)))
-    m = eval_fn(emb["user_emb"], emb["item_emb"], heldout, exclude=exclude, ks=ks)
+    m = eval_fn(emb["user_emb"], emb["item_emb"], heldout, exclude=exclude, ks=ks, **eval_device_kwargs(device))
+    click.echo(device_line(device), err=True)
     print_metrics(m, ks, title=part)
     k = cfg.get("monitor", "recall@20")
     saved = (metrics or {}).get(part) or {}
@@ -250,10 +257,12 @@ def weights(run_dir, epoch, plot_dir):
 from .compare_cmd import compare  # noqa: E402
 from .gradcheck_cmd import gradcheck  # noqa: E402
 from .plot_cmd import plot  # noqa: E402
+from .sweep_cmd import sweep  # noqa: E402
 
 main.add_command(gradcheck)
 main.add_command(plot)
 main.add_command(compare)
+main.add_command(sweep)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ if int(os.environ.get("NUMBA_NUM_THREADS") or 0) < 2:
 
 # CUDA tests run in numba's CUDA simulator unless PMTNUMBA_REAL_GPU=1; numba reads the switch
 # once, at its first import, so it is set here, before anything imports numba.
+_CONFTEST_SET_CUDASIM = os.environ.get("PMTNUMBA_REAL_GPU") != "1" and "NUMBA_ENABLE_CUDASIM" not in os.environ
 if os.environ.get("PMTNUMBA_REAL_GPU") != "1":
     os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
 
@@ -88,6 +89,22 @@ def cuda_sim():
     if not cuda.is_available():
         pytest.skip("numba.cuda: no usable GPU and the simulator is off")
     return cuda
+
+def _load_cuda_simulator():
+    """Import numba.cuda now, as the simulator (the variable set above), then unset the variable
+    again if this file set it: subprocesses started by tests must not inherit it, and
+    pmtnumba.device counts the simulator as a usable GPU (``--device auto`` -> cuda) only while
+    NUMBA_ENABLE_CUDASIM is set (the CUDA training tests set it with monkeypatch)."""
+    try:
+        from numba import cuda  # noqa: F401  (reads the variable now)
+    except ImportError:  # the CPU-only install: the CUDA tests skip
+        pass
+    finally:
+        if _CONFTEST_SET_CUDASIM:
+            os.environ.pop("NUMBA_ENABLE_CUDASIM", None)
+
+
+_load_cuda_simulator()
 
 
 @pytest.fixture(autouse=True)

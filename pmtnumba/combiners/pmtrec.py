@@ -54,8 +54,10 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
-from numba.extending import register_jitable
+from numba.extending import overload, register_jitable
 
+from ..jitshare import shared_jit
+from ..fmath import fexp, ffloor, fsqrt
 from .base import Combiner, StepContext
 
 VARIANTS = ("pmtrec", "pmtrec-nofocus", "pmtrec-nobalance")
@@ -83,6 +85,26 @@ def _sum_squares(g):
     return ss
 
 
+def sum_squares(g):
+    """``sum_k g[k]^2`` in float64, left to right (plain Python and CUDA kernels); CPU kernels
+    get :func:`_sum_squares` (SIMD lanes) in its place."""
+    ss = 0.0
+    for k in range(g.shape[0]):
+        v = np.float64(g[k])
+        ss += v * v
+    return ss
+
+
+@overload(sum_squares, target="cpu", inline="always")
+def _sum_squares_cpu(g):
+    return lambda g: _sum_squares(g)
+
+
+@overload(sum_squares, target="cuda")
+def _sum_squares_cuda(g):
+    return sum_squares
+
+
 @register_jitable
 def _norm_rescaled(g):
     """||g|| for a row whose float64 sum of squares is 0 or under/overflowed: 0 for an all-zero
@@ -96,7 +118,7 @@ def _norm_rescaled(g):
     for k in range(g.shape[0]):
         v = np.float64(g[k]) / mx
         ss += v * v
-    return mx * np.sqrt(ss)
+    return mx * fsqrt(ss)
 
 
 @register_jitable
@@ -104,9 +126,9 @@ def _logit(g, main, focus, tau, drop_absent):
     """The softmax input of one task on one row, the careful way: the norm of its gradient ``g``
     (times ``focus`` for the main task) over ``tau``; 0 for an absent task (zero gradient), or
     -inf if it is dropped."""
-    ss = _sum_squares(g)
+    ss = sum_squares(g)
     if 1e-280 < ss < 1e280:  # the usual case
-        n = np.sqrt(ss)
+        n = fsqrt(ss)
     elif ss != ss:  # NaN in the row: let it propagate
         n = ss
     else:  # zero row, or a sum of squares that under/overflowed
@@ -163,7 +185,7 @@ def _block_logits(G, r0, m, focus, tau, drop_absent, Z, present, idx):
                 Z[t, j] = _logit(G[t, r0 + j], t == 0, focus, tau, drop_absent)
 
 
-@register_jitable(inline="always")
+@shared_jit(inline="always")
 def _softmax_inplace(w):
     """Softmax of the logits ``w`` [T] in place, with max-subtraction and the limits of SPEC 4."""
     T = w.shape[0]
@@ -185,11 +207,11 @@ def _softmax_inplace(w):
         # exp(w[t] - m), without calling exp where the result is known (the calls are most of the
         # softmax's time): exp(0) = 1 for the largest logit, and one exp(0 - m) for the absent
         # tasks (logit 0), computed once per row
-        e_absent = np.exp(0.0 - m)
+        e_absent = fexp(0.0 - m)
         s = 0.0
         for t in range(T):
             z = w[t]
-            e = 1.0 if z == m else (e_absent if z == 0.0 else np.exp(z - m))  # exp(-inf) = 0: dropped
+            e = 1.0 if z == m else (e_absent if z == 0.0 else fexp(z - m))  # exp(-inf) = 0: dropped
             w[t] = e
             s += e
         for t in range(T):
@@ -209,7 +231,7 @@ _LN2_LO = 1.90821492927058770002e-10
 _EXP_FLOOR = -1100.0  # exp of anything below is 0 in float64 (and -inf is clamped to it)
 
 
-@register_jitable(inline="always")
+@shared_jit(inline="always")
 def _exp_poly(r):
     """e^r for |r| <= ln2 / 2: Taylor polynomial of degree 13, Horner's scheme."""
     p = 1.0 / 6227020800.0  # 1/13!
@@ -228,6 +250,73 @@ def _exp_poly(r):
     return p * r + 1.0
 
 
+@shared_jit(inline="always")
+def _exp_reduce(x):
+    """``(r, k)`` with ``x = k ln2 + r``, ``|r| <= ln2 / 2`` (``x`` clamped below at -1100)."""
+    v = max(x, _EXP_FLOOR)
+    kf = ffloor(v * _LOG2E + 0.5)
+    return (v - kf * _LN2_HI) - kf * _LN2_LO, kf
+
+
+@shared_jit(inline="always")
+def _pow2(k):
+    """``2.0 ** k`` for an integer ``-1075 < k < 1024`` by exact doublings/halvings (the scalar
+    form of the bit construction in :func:`exp_nonpositive`, for targets without bit views)."""
+    p = 1.0
+    b = 2.0 if k >= 0 else 0.5
+    n = k if k >= 0 else -k
+    while n > 0:
+        if n & 1:
+            p *= b
+        b *= b
+        n >>= 1
+    return p
+
+
+@shared_jit(inline="always")
+def exp_nonpositive1(x):
+    """``exp(x)`` for one ``x <= 0``: the same bits as :func:`exp_nonpositive` (the same reduction
+    and polynomial, ``2^k`` as the product of the same two powers of two)."""
+    r, kf = _exp_reduce(x)
+    k = np.int64(kf)
+    k1 = k >> 1
+    return (_exp_poly(r) * _pow2(k1)) * _pow2(k - k1)
+
+
+@shared_jit(inline="always")
+def softmax_row(z, w, T):
+    """Softmax over tasks of one row's logits ``z[:T]`` into ``w[:T]``: the row form of
+    :func:`_block_softmax` (max subtraction, :func:`exp_nonpositive1`, tasks added in order), and
+    :func:`_softmax_inplace` for the limits (a NaN or +inf logit, every task dropped)."""
+    mx = z[0]
+    for t in range(1, T):
+        mx = z[t] if z[t] > mx else mx
+    ok = -np.inf < mx < np.inf
+    for t in range(T):
+        ok &= z[t] == z[t]
+        w[t] = z[t]
+    if not ok:
+        _softmax_inplace(w[:T])
+        return
+    tot = 0.0
+    for t in range(T):
+        e = exp_nonpositive1(z[t] - mx)
+        w[t] = e
+        tot += e
+    for t in range(T):
+        w[t] = w[t] / tot
+
+
+@shared_jit(inline="always")
+def weighted_sum_entry(G, W, r, k):
+    """``sum_t W[r, t] G[t, r, k]`` in float64, tasks added in order starting from task 0's term
+    (the expression of :func:`_weighted_sum_block` for one entry)."""
+    acc = W[r, 0] * np.float64(G[0, r, k])
+    for t in range(1, G.shape[0]):
+        acc += W[r, t] * np.float64(G[t, r, k])
+    return acc
+
+
 @register_jitable(inline="always")
 def exp_nonpositive(x, out, bits1, bits2):
     """``out[j] = exp(x[j])`` for every ``x[j] <= 0`` (``-inf`` gives 0; not for NaN), in loops
@@ -235,9 +324,7 @@ def exp_nonpositive(x, out, bits1, bits2):
     that receive the bits of the two powers of two whose product is ``2^k``."""
     n = x.shape[0]
     for j in range(n):
-        v = max(x[j], _EXP_FLOOR)
-        kf = np.floor(v * _LOG2E + 0.5)
-        r = (v - kf * _LN2_HI) - kf * _LN2_LO
+        r, kf = _exp_reduce(x[j])
         out[j] = _exp_poly(r)
         k = np.int64(kf)
         k1 = k >> 1  # k = k1 + k2 with k1, k2 >= -794: 2^k1 and 2^k2 are both normal numbers

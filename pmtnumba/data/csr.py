@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+from ..jitshare import shared_jit
 
 
 def csr_from_pairs(users, items, n_users: int) -> tuple[np.ndarray, np.ndarray]:
@@ -52,7 +53,7 @@ def symmetric_pairs(pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([p[:, 0], p[:, 1]]), np.concatenate([p[:, 1], p[:, 0]])
 
 
-@njit(cache=True, inline="always")
+@shared_jit(inline="always")
 def csr_contains(indptr, indices, r, x):
     """Whether ``x`` is in row ``r`` (binary search in the sorted slice)."""
     lo = indptr[r]

@@ -31,6 +31,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ..jitshare import shared_jit
 from ..rng import randbelow, uniform01
 from ..prefetch import prefetch_csr_row
 from .csr import csr_contains, csr_from_pairs, symmetric_pairs
@@ -38,7 +39,7 @@ from .csr import csr_contains, csr_from_pairs, symmetric_pairs
 _TWO32 = 4294967296
 
 
-@njit(cache=True, inline="always")
+@shared_jit(inline="always")
 def below(key, sample, k, n):
     """Uniform integer in ``[0, n)`` for any ``n >= 1``: :func:`randbelow` when ``n < 2**32``,
     else ``floor(u * n)`` with a 53-bit uniform ``u`` (category pair counts can exceed 2**32)."""
@@ -50,7 +51,7 @@ def below(key, sample, k, n):
     return r
 
 
-@njit(cache=True, inline="always")
+@shared_jit(inline="always")
 def draw_unlinked(indptr, indices, r, n_targets, key, sample, k0, max_tries):
     """A target uniform over ``[0, n_targets)`` minus ``{r}`` minus row ``r`` of the CSR, or -1 if
     there is none. Uses the draws ``k0 .. k0 + max_tries`` of ``sample``.
@@ -86,6 +87,52 @@ def draw_unlinked(indptr, indices, r, n_targets, key, sample, k0, max_tries):
     return cand
 
 
+@shared_jit(inline="always")
+def upper_index(cum, x):
+    """The last ``i`` with ``cum[i] <= x`` for a non-decreasing ``cum`` with ``cum[0] <= x``
+    (``np.searchsorted(cum, x, side="right") - 1``, written out so CUDA twins call the same code)."""
+    lo = 0
+    hi = cum.shape[0]
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if cum[mid] <= x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo - 1
+
+
+@shared_jit()
+def link_anchored_sample(anchors, indptr, indices, n_targets, key, max_tries, s, out_pos, out_neg):
+    """Sample ``s`` of :func:`sample_link_anchored` (shared with its CUDA twin)."""
+    r = anchors[s]
+    deg = indptr[r + 1] - indptr[r]
+    out_pos[s] = -1
+    out_neg[s] = -1
+    if deg > 0:
+        neg = draw_unlinked(indptr, indices, r, n_targets, key, s, 1, max_tries)
+        if neg >= 0:
+            out_pos[s] = indices[indptr[r] + randbelow(key, s, 0, deg)]
+            out_neg[s] = neg
+
+
+@shared_jit()
+def link_independent_sample(indptr, indices, n_targets, key, max_tries, s, out_anchor, out_pos, out_neg):
+    """Sample ``s`` of :func:`sample_link_independent` (shared with its CUDA twin)."""
+    nnz = indptr[indptr.shape[0] - 1]
+    e = below(key, s, 0, nnz)
+    r = upper_index(indptr, e)
+    neg = draw_unlinked(indptr, indices, r, n_targets, key, s, 1, max_tries)
+    if neg < 0:
+        out_anchor[s] = -1
+        out_pos[s] = -1
+        out_neg[s] = -1
+    else:
+        out_anchor[s] = r
+        out_pos[s] = indices[e]
+        out_neg[s] = neg
+
+
 @njit(parallel=True, cache=True)
 def sample_link_anchored(anchors, indptr, indices, n_targets, key, max_tries, out_pos, out_neg):
     """Anchored link sampling: for each anchor ``anchors[s]`` (local id) one linked target
@@ -94,17 +141,7 @@ def sample_link_anchored(anchors, indptr, indices, n_targets, key, max_tries, ou
     n = anchors.shape[0]
     for s in prange(n):
         prefetch_csr_row(anchors, s, indptr, indices)
-        r = anchors[s]
-        deg = indptr[r + 1] - indptr[r]
-        out_pos[s] = -1
-        out_neg[s] = -1
-        if deg == 0:
-            continue
-        neg = draw_unlinked(indptr, indices, r, n_targets, key, s, 1, max_tries)
-        if neg < 0:
-            continue
-        out_pos[s] = indices[indptr[r] + randbelow(key, s, 0, deg)]
-        out_neg[s] = neg
+        link_anchored_sample(anchors, indptr, indices, n_targets, key, max_tries, s, out_pos, out_neg)
 
 
 @njit(parallel=True, cache=True)
@@ -114,22 +151,11 @@ def sample_link_independent(indptr, indices, n_targets, key, max_tries, out_anch
     unlinked negative for its anchor (k >= 1). Needs ``nnz >= 1``. Skipped samples (anchor linked
     to everything) get ``-1`` everywhere."""
     n = out_anchor.shape[0]
-    nnz = indptr[indptr.shape[0] - 1]
     for s in prange(n):
-        e = below(key, s, 0, nnz)
-        r = np.searchsorted(indptr, e, side="right") - 1
-        neg = draw_unlinked(indptr, indices, r, n_targets, key, s, 1, max_tries)
-        if neg < 0:
-            out_anchor[s] = -1
-            out_pos[s] = -1
-            out_neg[s] = -1
-        else:
-            out_anchor[s] = r
-            out_pos[s] = indices[e]
-            out_neg[s] = neg
+        link_independent_sample(indptr, indices, n_targets, key, max_tries, s, out_anchor, out_pos, out_neg)
 
 
-@njit(cache=True, inline="always")
+@shared_jit(inline="always")
 def _other_category_item(cat_indptr, cat_items, c, key, sample, k):
     """An item uniform over the items with a known category other than ``c`` (-1 if none):
     category ``c`` is the contiguous block ``[lo, hi)`` of ``cat_items``, so draw a position among
@@ -145,6 +171,50 @@ def _other_category_item(cat_indptr, cat_items, c, key, sample, k):
     return cat_items[p]
 
 
+@shared_jit()
+def category_anchored_sample(anchors, item_cat, cat_indptr, cat_items, item_pos, key, s, out_pos, out_neg):
+    """Sample ``s`` of :func:`sample_category_anchored` (shared with its CUDA twin)."""
+    i = anchors[s]
+    out_pos[s] = -1
+    out_neg[s] = -1
+    c = item_cat[i]
+    if c >= 0:
+        lo = cat_indptr[c]
+        n_c = cat_indptr[c + 1] - lo
+        if n_c >= 2:
+            neg = _other_category_item(cat_indptr, cat_items, c, key, s, 1)
+            if neg >= 0:
+                q = lo + below(key, s, 0, n_c - 1)
+                if q >= item_pos[i]:
+                    q += 1
+                out_pos[s] = cat_items[q]
+                out_neg[s] = neg
+
+
+@shared_jit()
+def category_independent_sample(item_cat, cat_indptr, cat_items, pair_cum, key, s, out_anchor, out_pos, out_neg):
+    """Sample ``s`` of :func:`sample_category_independent` (shared with its CUDA twin)."""
+    total = pair_cum[pair_cum.shape[0] - 1]
+    r = below(key, s, 0, total)
+    c = upper_index(pair_cum, r)
+    lo = cat_indptr[c]
+    m = cat_indptr[c + 1] - lo - 1  # other items per anchor in this category
+    q = r - pair_cum[c]
+    ia = q // m
+    jb = q - ia * m
+    if jb >= ia:
+        jb += 1
+    neg = _other_category_item(cat_indptr, cat_items, c, key, s, 1)
+    if neg < 0:
+        out_anchor[s] = -1
+        out_pos[s] = -1
+        out_neg[s] = -1
+    else:
+        out_anchor[s] = cat_items[lo + ia]
+        out_pos[s] = cat_items[lo + jb]
+        out_neg[s] = neg
+
+
 @njit(parallel=True, cache=True)
 def sample_category_anchored(anchors, item_cat, cat_indptr, cat_items, item_pos, key, out_pos, out_neg):
     """Anchored category sampling: for item ``i = anchors[s]`` one other item of its category
@@ -153,24 +223,7 @@ def sample_category_anchored(anchors, item_cat, cat_indptr, cat_items, item_pos,
     category get ``-1`` in both outputs."""
     n = anchors.shape[0]
     for s in prange(n):
-        i = anchors[s]
-        out_pos[s] = -1
-        out_neg[s] = -1
-        c = item_cat[i]
-        if c < 0:
-            continue
-        lo = cat_indptr[c]
-        n_c = cat_indptr[c + 1] - lo
-        if n_c < 2:
-            continue
-        neg = _other_category_item(cat_indptr, cat_items, c, key, s, 1)
-        if neg < 0:
-            continue
-        q = lo + below(key, s, 0, n_c - 1)
-        if q >= item_pos[i]:
-            q += 1
-        out_pos[s] = cat_items[q]
-        out_neg[s] = neg
+        category_anchored_sample(anchors, item_cat, cat_indptr, cat_items, item_pos, key, s, out_pos, out_neg)
 
 
 @njit(parallel=True, cache=True)
@@ -180,26 +233,8 @@ def sample_category_independent(item_cat, cat_indptr, cat_items, pair_cum, key, 
     of the categories before ``c``, ``n_c (n_c - 1)`` each), then an item of another category
     (k = 1). Needs at least one pair; samples with no other category get ``-1`` everywhere."""
     n = out_anchor.shape[0]
-    total = pair_cum[pair_cum.shape[0] - 1]
     for s in prange(n):
-        r = below(key, s, 0, total)
-        c = np.searchsorted(pair_cum, r, side="right") - 1
-        lo = cat_indptr[c]
-        m = cat_indptr[c + 1] - lo - 1  # other items per anchor in this category
-        q = r - pair_cum[c]
-        ia = q // m
-        jb = q - ia * m
-        if jb >= ia:
-            jb += 1
-        neg = _other_category_item(cat_indptr, cat_items, c, key, s, 1)
-        if neg < 0:
-            out_anchor[s] = -1
-            out_pos[s] = -1
-            out_neg[s] = -1
-        else:
-            out_anchor[s] = cat_items[lo + ia]
-            out_pos[s] = cat_items[lo + jb]
-            out_neg[s] = neg
+        category_independent_sample(item_cat, cat_indptr, cat_items, pair_cum, key, s, out_anchor, out_pos, out_neg)
 
 
 # --------------------------------------------------------------------------------------------

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
-from numba.extending import register_jitable
 
+from ..jitshare import shared_jit
 from ..prefetch import prefetch_csr_row
 from ..rng import randbelow
 from .csr import csr_contains
 
 
-@register_jitable(inline="always")
+@shared_jit(inline="always")
 def nth_absent(indices, lo, hi, m):
     """The ``m``-th (0-based) non-negative integer not in the sorted, distinct ``indices[lo:hi]``."""
     cand = np.int64(m)
@@ -30,7 +30,7 @@ def nth_absent(indices, lo, hi, m):
     return cand
 
 
-@register_jitable(inline="always")
+@shared_jit(inline="always")
 def draw_negative(indptr, indices, r, n_targets, key, s, max_tries):
     """Sample ``s``'s target uniform over ``[0, n_targets)`` not in row ``r`` of the CSR (sorted,
     distinct): rejection with draws k = 0 .. max_tries - 1, then the exact fallback

@@ -34,12 +34,13 @@ import math
 
 import numpy as np
 from numba import njit, prange
-from numba.extending import register_jitable
 
+from ..jitshare import shared_jit
+from ..fmath import fsqrt
 from ..prefetch import PREFETCH_AHEAD, prefetch_row
 
 
-@register_jitable(inline="always")
+@shared_jit(inline="always")
 def _adam_row(E, MV, r, g, gk, lr_t, b1, c1, b2, c2, eps, bc2_sqrt, wd):
     """Update row ``r`` of E and of the moments ``MV[r] = [m | v]`` with gradient row ``g[gk]``
     (or zero when gk < 0). ``c1 = 1 - b1``, ``c2 = 1 - b2``. The arithmetic runs in the dtype of
@@ -60,7 +61,7 @@ def _adam_row(E, MV, r, g, gk, lr_t, b1, c1, b2, c2, eps, bc2_sqrt, wd):
             v = b2 * v_r[c] + c2 * gc * gc
             m_r[c] = m
             v_r[c] = v
-            e_r[c] = e - lr_t * m / (np.sqrt(v) / bc2_sqrt + eps)
+            e_r[c] = e - lr_t * m / (fsqrt(v) / bc2_sqrt + eps)
     else:
         for c in range(d):
             e = e_r[c]
@@ -69,7 +70,7 @@ def _adam_row(E, MV, r, g, gk, lr_t, b1, c1, b2, c2, eps, bc2_sqrt, wd):
             v = b2 * v_r[c] + c2 * gc * gc
             m_r[c] = m
             v_r[c] = v
-            e_r[c] = e - lr_t * m / (np.sqrt(v) / bc2_sqrt + eps)
+            e_r[c] = e - lr_t * m / (fsqrt(v) / bc2_sqrt + eps)
 
 
 @njit(parallel=True, cache=True)

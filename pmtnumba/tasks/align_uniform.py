@@ -37,10 +37,56 @@ import numpy as np
 from numba import njit, prange
 from numba.extending import register_jitable
 
+from ..jitshare import shared_jit
 from .base import Batch, Task, TaskContext, TaskOutput
 from .rowgrad import reduce_slots
 
 EPS = 1e-12
+
+
+@shared_jit(inline="always")
+def align_pair(E, ru, ri, scale, eps, o, out_rows, out_grads):
+    """One pair (user row ``ru``, item row ``ri``): slots ``o`` and ``o + 1`` of
+    :func:`align_slots`; returns ``||n_u - n_i||^2``. Shared by the CPU kernel and its CUDA twin."""
+    d = E.shape[1]
+    su = 0.0
+    si = 0.0
+    for k in range(d):
+        eu = np.float64(E[ru, k])
+        ei = np.float64(E[ri, k])
+        su += eu * eu
+        si += ei * ei
+    nu = math.sqrt(su)
+    ni = math.sqrt(si)
+    du = max(nu, eps)
+    di = max(ni, eps)
+    loss = 0.0
+    nud = 0.0  # n_u . D
+    nid = 0.0  # n_i . D
+    for k in range(d):
+        a = np.float64(E[ru, k]) / du
+        b = np.float64(E[ri, k]) / di
+        diff = a - b
+        loss += diff * diff
+        nud += a * diff
+        nid += b * diff
+    out_rows[o] = ru
+    out_rows[o + 1] = ri
+    c = 2.0 * scale
+    for k in range(d):
+        a = np.float64(E[ru, k]) / du
+        b = np.float64(E[ri, k]) / di
+        diff = a - b
+        # dL/dn_u = c D, dL/dn_i = -c D, then (I - n n^T) / ||e||
+        if nu > eps:
+            out_grads[o, k] = c * (diff - a * nud) / nu
+        else:
+            out_grads[o, k] = c * diff / eps
+        if ni > eps:
+            out_grads[o + 1, k] = -c * (diff - b * nid) / ni
+        else:
+            out_grads[o + 1, k] = -c * diff / eps
+    return loss
 
 
 @njit(parallel=True, cache=True)
@@ -58,49 +104,14 @@ def align_slots(E, u, i, scale, eps, out_rows, out_grads, out_loss):
     out_loss : float64 [B]      written: ``||n_u - n_i||^2`` per pair (unscaled)
     """
     B = u.shape[0]
-    d = E.shape[1]
     for p in prange(B):
-        ru = u[p]
-        ri = i[p]
-        su = 0.0
-        si = 0.0
-        for k in range(d):
-            eu = np.float64(E[ru, k])
-            ei = np.float64(E[ri, k])
-            su += eu * eu
-            si += ei * ei
-        nu = math.sqrt(su)
-        ni = math.sqrt(si)
-        du = max(nu, eps)
-        di = max(ni, eps)
-        loss = 0.0
-        nud = 0.0  # n_u . D
-        nid = 0.0  # n_i . D
-        for k in range(d):
-            a = np.float64(E[ru, k]) / du
-            b = np.float64(E[ri, k]) / di
-            diff = a - b
-            loss += diff * diff
-            nud += a * diff
-            nid += b * diff
-        out_loss[p] = loss
-        o = 2 * p
-        out_rows[o] = ru
-        out_rows[o + 1] = ri
-        c = 2.0 * scale
-        for k in range(d):
-            a = np.float64(E[ru, k]) / du
-            b = np.float64(E[ri, k]) / di
-            diff = a - b
-            # dL/dn_u = c D, dL/dn_i = -c D, then (I - n n^T) / ||e||
-            if nu > eps:
-                out_grads[o, k] = c * (diff - a * nud) / nu
-            else:
-                out_grads[o, k] = c * diff / eps
-            if ni > eps:
-                out_grads[o + 1, k] = -c * (diff - b * nid) / ni
-            else:
-                out_grads[o + 1, k] = -c * diff / eps
+        out_loss[p] = align_pair(E, u[p], i[p], scale, eps, 2 * p, out_rows, out_grads)
+
+
+@shared_jit(inline="always")
+def pair_weight(sq):
+    """The uniformity weight ``exp(-2 ||n_a - n_b||^2)`` of a squared distance (CPU and CUDA)."""
+    return math.exp(-2.0 * sq)
 
 
 @register_jitable
@@ -116,12 +127,16 @@ def row_norm(E, r):
 @njit(parallel=True, cache=True)
 def normalized_rows(E, rows, eps, out):
     """``out[a] = E[rows[a]] / max(||E[rows[a]]||, eps)`` in float64."""
-    d = E.shape[1]
     for a in prange(rows.shape[0]):
-        r = rows[a]
-        inv = 1.0 / max(row_norm(E, r), eps)
-        for k in range(d):
-            out[a, k] = np.float64(E[r, k]) * inv
+        normalize_row(E, rows[a], eps, out, a)
+
+
+@shared_jit(inline="always")
+def normalize_row(E, r, eps, out, a):
+    """``out[a] = E[r] / max(||E[r]||, eps)`` in float64 (CPU kernel and CUDA twin)."""
+    inv = 1.0 / max(row_norm(E, r), eps)
+    for k in range(E.shape[1]):
+        out[a, k] = np.float64(E[r, k]) * inv
 
 
 @njit(parallel=True, cache=True)
@@ -151,7 +166,7 @@ def uniformity_rows(N, NT, out_rowsum, out_acc):
                 t = x - NT[k, b]
                 sq[b] += t * t
         for b in range(m):  # sq becomes the weights exp(-2 sq), 0 for b == a
-            sq[b] = math.exp(-2.0 * sq[b])
+            sq[b] = pair_weight(sq[b])
         sq[a] = 0.0
         acc = np.zeros(d)
         rs = 0.0
@@ -172,20 +187,25 @@ def normalize_backward_slots(E, rows, Gn, coef, eps, out_rows, out_grads):
     """Chain ``coef * Gn[a]`` (a gradient w.r.t. ``n_a``) through ``n = e / max(||e||, eps)``:
     ``out_grads[a] = (I - n n^T) coef Gn[a] / ||e||`` (or ``coef Gn[a] / eps`` when ``||e|| <= eps``),
     ``out_rows[a] = rows[a]``."""
-    d = E.shape[1]
     for a in prange(rows.shape[0]):
-        r = rows[a]
-        norm = row_norm(E, r)
-        out_rows[a] = r
-        if norm > eps:
-            ndg = 0.0
-            for k in range(d):
-                ndg += np.float64(E[r, k]) / norm * Gn[a, k]
-            for k in range(d):
-                out_grads[a, k] = coef * (Gn[a, k] - np.float64(E[r, k]) / norm * ndg) / norm
-        else:
-            for k in range(d):
-                out_grads[a, k] = coef * Gn[a, k] / eps
+        normalize_backward_row(E, rows[a], Gn, a, coef, eps, a, out_rows, out_grads)
+
+
+@shared_jit(inline="always")
+def normalize_backward_row(E, r, Gn, a, coef, eps, o, out_rows, out_grads):
+    """Slot ``o`` of :func:`normalize_backward_slots` for row ``r`` and ``Gn[a]`` (CPU and CUDA)."""
+    d = E.shape[1]
+    norm = row_norm(E, r)
+    out_rows[o] = r
+    if norm > eps:
+        ndg = 0.0
+        for k in range(d):
+            ndg += np.float64(E[r, k]) / norm * Gn[a, k]
+        for k in range(d):
+            out_grads[o, k] = coef * (Gn[a, k] - np.float64(E[r, k]) / norm * ndg) / norm
+    else:
+        for k in range(d):
+            out_grads[o, k] = coef * Gn[a, k] / eps
 
 
 def _uniformity_fill(E, rows, weight, eps, out_rows, out_grads):

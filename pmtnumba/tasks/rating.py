@@ -14,8 +14,28 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ..jitshare import shared_jit
 from .base import Batch, Task, TaskContext, TaskOutput
 from .rowgrad import reduce_slots
+
+
+@shared_jit(inline="always")
+def rating_sample(E, ru, ri, rating, scale, o, out_rows, out_grads):
+    """One (user row ``ru``, item row ``ri``, ``rating``) triple: writes slots ``o`` (user) and
+    ``o + 1`` (item) and returns its unscaled squared error; shared by the CPU kernel and its
+    CUDA twin."""
+    d = E.shape[1]
+    x = 0.0
+    for k in range(d):
+        x += np.float64(E[ru, k]) * np.float64(E[ri, k])
+    rho = x - np.float64(rating)
+    c = 2.0 * scale * rho
+    out_rows[o] = ru
+    out_rows[o + 1] = ri
+    for k in range(d):
+        out_grads[o, k] = c * np.float64(E[ri, k])
+        out_grads[o + 1, k] = c * np.float64(E[ru, k])
+    return rho * rho
 
 
 @njit(parallel=True, cache=True)
@@ -33,22 +53,8 @@ def rating_slots(E, u, i, r, scale, out_rows, out_grads, out_loss):
     out_loss : float64 [B]      written: ``(x - r)^2`` per triple (unscaled)
     """
     B = u.shape[0]
-    d = E.shape[1]
     for p in prange(B):
-        ru = u[p]
-        ri = i[p]
-        x = 0.0
-        for k in range(d):
-            x += np.float64(E[ru, k]) * np.float64(E[ri, k])
-        rho = x - np.float64(r[p])
-        out_loss[p] = rho * rho
-        c = 2.0 * scale * rho
-        o = 2 * p
-        out_rows[o] = ru
-        out_rows[o + 1] = ri
-        for k in range(d):
-            out_grads[o, k] = c * np.float64(E[ri, k])
-            out_grads[o + 1, k] = c * np.float64(E[ru, k])
+        out_loss[p] = rating_sample(E, u[p], i[p], r[p], scale, 2 * p, out_rows, out_grads)
 
 
 def rating_loss_grad(E, user_rows, item_rows, ratings):

@@ -24,6 +24,7 @@ import numpy as np
 from numba import njit, prange
 from numba.extending import register_jitable
 
+from ..jitshare import shared_jit
 from ..prefetch import PREFETCH_AHEAD, prefetch_row
 from .base import Batch, Task, TaskOutput
 from .rowgrad import reduce_slots
@@ -40,7 +41,7 @@ def loss_and_delta(x):
     return loss, delta
 
 
-@register_jitable(inline="always")
+@shared_jit(inline="always")
 def triplet_sample(E, a, b, c, scale, o, out_rows, out_grads):
     """One triplet (rows ``a``, ``b``, ``c``): writes its three slots ``o, o+1, o+2`` (rows and
     gradients times ``scale``) and returns its unscaled loss. The math of the module docstring,

@@ -29,6 +29,7 @@ class FitConfig:
     ks: tuple = (5, 10, 20, 40)
     seed: int = 0
     threads: int | None = None
+    device: str = "cpu"  # "cpu", "cuda" or "auto" (the CLI's default); see pmtnumba.device
     data_dir: str | None = None
 
     def validate(self) -> None:
@@ -48,6 +49,7 @@ class FitConfig:
         need(self.adam_mode in ("sparse", "dense"), f"--adam must be sparse or dense, got {self.adam_mode}")
         need(self.aux_sampling in ("anchored", "independent"),
              f"--aux-sampling must be anchored or independent, got {self.aux_sampling}")
+        need(self.device in ("cpu", "cuda", "auto"), f"--device must be cpu, cuda or auto, got {self.device}")
         need(self.threads is None or self.threads >= 1, f"--threads must be >= 1, got {self.threads}")
         metric, _, k = self.monitor.partition("@")
         need(metric in ("recall", "ndcg", "hr", "precision", "mrr") and k.isdigit() and int(k) in self.ks,

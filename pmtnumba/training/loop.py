@@ -21,6 +21,7 @@ from ..data import load_dataset
 from ..data.samplers import epoch_batches
 from ..data.split import SplitData, make_split
 from ..encoders import MF
+from ..device import gpu_name, resolve_device
 from ..errors import PmtError
 from ..evaluation import evaluate
 from ..optim import Adam
@@ -31,6 +32,16 @@ from .budget import TimeBudget
 from .config import FitConfig
 from .step import StepWorkspace, train_step
 from .weights import WeightRecorder
+
+
+def eval_device_kwargs(device: str) -> dict:
+    """Keyword arguments that run :func:`pmtnumba.evaluation.evaluate` on ``device``: empty while
+    evaluation has no ``device`` option (then it runs on the host, on a host copy of the table)."""
+    import inspect
+
+    if device == "cuda" and "device" in inspect.signature(evaluate).parameters:
+        return {"device": "cuda"}
+    return {}
 
 
 class Reporter:
@@ -130,6 +141,18 @@ class Trainer:
         self.adam = Adam(self.encoder.E, lr=cfg.lr, weight_decay=cfg.wd, mode=cfg.adam_mode)
         self.rng = np.random.default_rng(np.random.SeedSequence([int(cfg.seed), 0xC0B]))
         self._versions = None
+        self.device = resolve_device(cfg.device)  # "cpu" or "cuda" (one-line error without a GPU)
+        if self.device == "cuda":
+            from .step_cuda import cuda_unsupported  # numba.cuda is imported only on this path
+
+            why = cuda_unsupported(self.tasks, cfg.encoder, cfg.dim)
+            if why and cfg.device == "cuda":
+                raise PmtError(f"--device cuda: {why}; use --device cpu")
+            if why:  # auto: fall back to the CPU, and say so
+                self.device = "cpu"
+                self.reporter.message(f"device auto: {why}; training on the cpu")
+        self.gpu_name = gpu_name() if self.device == "cuda" else None
+        self.dstep = None  # the device step (training/step_cuda.py), made when fit starts
 
     def run_config(self) -> dict:
         """What ``config.json`` records: the configuration as given, the hyper-parameters the
@@ -139,6 +162,8 @@ class Trainer:
             self._versions = versions()
         return {
             **self.cfg.to_dict(),
+            "device_used": self.device,
+            "gpu_name": self.gpu_name,
             "effective": {
                 "method": {"name": self.combiner.name, **self.combiner.config()},
                 "tasks": {t.name: t.config() for t in self.tasks},
@@ -155,7 +180,8 @@ class Trainer:
             heldout, exclude = sp.test, [sp.train, sp.valid]
         else:
             raise ValueError(f"unknown split part {part!r}")
-        return evaluate(self.encoder.user_emb, self.encoder.item_emb, heldout, exclude=exclude, ks=self.cfg.ks)
+        return evaluate(self.encoder.user_emb, self.encoder.item_emb, heldout, exclude=exclude, ks=self.cfg.ks,
+                        **eval_device_kwargs(self.device))
 
     # -- checkpoints ------------------------------------------------------------------------
     def _checkpoint(self, run, st: "TrainState") -> None:
@@ -180,7 +206,7 @@ class Trainer:
         path = Path(path)
         data, meta = runs.read_checkpoint(path)  # validated: keys, shapes, dtypes, finite
         mine, theirs = self.cfg.to_dict(), meta["config"]
-        diff = [k for k in mine if k not in ("epochs", "threads", "patience", "checkpoint_every")
+        diff = [k for k in mine if k not in ("epochs", "threads", "patience", "device", "checkpoint_every")
                 and mine[k] != theirs.get(k)]
         if diff:
             raise PmtError(f"{path}: checkpoint was written with different settings ({', '.join(diff)}); "
@@ -224,6 +250,12 @@ class Trainer:
     def _fit(self, run) -> FitResult:
         """The fit itself; ``run`` is the open :class:`.runio.RunWriter` or None."""
         st = self._start(run)
+        if self.device == "cuda":
+            from .step_cuda import CudaStep  # numba.cuda is imported only on this path
+
+            sp = self.split
+            self.dstep = CudaStep(self.encoder.E, self.tasks, self.combiner, self.adam, self.batch_size,
+                                  sp.train_users, sp.train_items, sp.train_ratings, sp.n_users)
         if self.batch_size < self.cfg.batch_size:
             self.reporter.message(f"--batch-size {self.cfg.batch_size} is more than the {self.batch_size} training "
                                   f"interactions: using one batch of {self.batch_size}")
@@ -288,13 +320,23 @@ class Trainer:
         events0 = self.combiner.events()
         t0 = time.perf_counter()
         t_first = 0.0
+        dstep, lo = self.dstep, 0
+        if dstep is not None:
+            dstep.set_epoch_order(np.concatenate(batches))  # the epoch's order: one upload
         for bidx in batches:
             st.step += 1
-            batch = Batch(sp.train_users[bidx], sp.train_items[bidx], None if ratings is None else ratings[bidx])
             ctx = StepContext(epoch=epoch, step=st.step, rng=self.rng, n_users=sp.n_users)
-            losses, pairs = train_step(self.encoder.E, self.tasks, batch, self.combiner, self.adam, ctx, cfg.seed, ws)
+            if dstep is None:
+                batch = Batch(sp.train_users[bidx], sp.train_items[bidx], None if ratings is None else ratings[bidx])
+                losses, pairs = train_step(self.encoder.E, self.tasks, batch, self.combiner, self.adam, ctx, cfg.seed,
+                                           ws)
+                rows, weights = ctx.rows, getattr(self.combiner, "last_weights", None)
+            else:
+                losses, pairs = dstep.step(lo, len(bidx), ctx, cfg.seed, want_weights=self.weights is not None)
+                lo += len(bidx)
+                rows, weights = dstep.last_rows, dstep.last_weights
             if self.weights is not None:
-                self.weights.observe(ctx.rows, self.combiner.last_weights)
+                self.weights.observe(rows, weights)
             loss_sum += losses * pairs
             pair_sum += pairs
             if first and not t_first:
@@ -311,6 +353,8 @@ class Trainer:
             self.budget.add("compile", compile_s)
             t_epoch -= compile_s
         self.budget.add("train", t_epoch)
+        if dstep is not None:  # the host copy of the table (and moments) for evaluation and checkpoints
+            dstep.download(self.encoder.E)
         st.epoch = epoch
         st.t_train += t_epoch
         if self.weights is not None:
@@ -352,7 +396,7 @@ class Trainer:
         if users.size:
             with self.budget.measure("compile"):
                 evaluate(self.encoder.user_emb, self.encoder.item_emb, self.split.valid, exclude=[self.split.train],
-                         ks=self.cfg.ks, users=users)
+                         ks=self.cfg.ks, users=users, **eval_device_kwargs(self.device))
 
     def _checkpoint_due(self, st: TrainState, stopped_early: bool) -> bool:
         """After this process's first epoch, then once ``checkpoint_every`` seconds have passed since

@@ -1,0 +1,375 @@
+"""``pmtnumba sweep report``: what a sweep found, re-run on several seeds.
+
+1. **Best configuration per method** on validation (the study's best COMPLETE trial): ``best.csv``.
+2. **Seed re-runs**: those configurations trained again on ``seeds`` through
+   :func:`pmtnumba.training.compare.run_compare` (every method of a seed on the same split), one
+   Dask task per (seed, task set), each in its own resumable directory under ``seeds/``.
+   BPR only (``bpr-only``) trains the main task alone, so it runs in a comparison of its own on
+   the same per-seed split. On the study's own seed the best trial already is that run (training
+   is deterministic per seed), so its metrics are taken from the study unless
+   ``reuse_study_seed=False`` (``split_sha1`` then names the trial).
+3. ``table2.csv`` / ``table2.md``: mean ± std over seeds of R@K and N@K per method, and a paired
+   t-test (``scipy.stats.ttest_rel`` over seeds) of each method against the best *other* method
+   by mean test Recall@20 (and NDCG@20).
+4. ``ablation.csv`` / ``.md`` (the paper's Figure 4): PMTRec, PMTRec without task focusing and
+   without magnitude balancing. An ablation that was not searched itself runs with PMTRec's best
+   configuration minus the part it removes (``config_source`` says which), unless ``ablation``
+   is off.
+5. ``sensitivity.csv`` (Figure 5): validation and test Recall@20 of PMTRec with alpha, then tau,
+   set to each value of the search space and the other parameters at their best; points the
+   study already trained to the end are taken from it, the others trained on the study's seed.
+6. With matplotlib (the ``plot`` extra): ``ablation.png`` and ``sensitivity.png``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import PmtError
+from ..training import runio
+from ._deps import optuna
+from .space import BPR_ONLY
+from .study import Sweep, _key, base_config_of
+
+ABLATIONS = ("pmtrec", "pmtrec-nofocus", "pmtrec-nobalance")
+_REMOVED = {"pmtrec-nofocus": "alpha", "pmtrec-nobalance": "tau"}
+TEST_KEYS = ("recall@20", "ndcg@20")
+
+
+def best_configs(sweep: Sweep, ablation: bool = True) -> dict[str, dict]:
+    """``{method: {"number", "value", "params", "test", "n_complete", "n_counted"}}`` for methods
+    with at least one complete trial."""
+    op = optuna()
+    out = {}
+    for m in sweep.methods():
+        st = sweep.load_study(m)
+        if st is None:
+            continue
+        trials = st.get_trials(deepcopy=False)
+        comp = [t for t in trials if t.state == op.trial.TrialState.COMPLETE]
+        if not comp:
+            continue
+        b = max(comp, key=lambda t: (t.value, -t.number))
+        out[m] = {"number": b.number, "value": b.value, "params": dict(b.params), "test": b.user_attrs.get("test", {}),
+                  "n_complete": len(comp), "n_counted": len(Sweep.counted(trials)), "config_source": "search"}
+    if ablation and "pmtrec" in out:  # ablations not searched: PMTRec's best without the removed part
+        for m, removed in _REMOVED.items():
+            if m not in out:
+                out[m] = {"number": None, "value": math.nan,
+                          "params": {k: v for k, v in out["pmtrec"]["params"].items() if k != removed},
+                          "test": {}, "n_complete": 0, "n_counted": 0, "config_source": "pmtrec best"}
+    return out
+
+
+def _options(params: dict) -> dict:
+    """run_compare's per-method options: combiner options plus the lr/wd overrides."""
+    return {k: v for k, v in params.items()}
+
+
+def _compare_task(dataset, methods, seed, base_dict, method_options, out_dir):
+    """One Dask task: run_compare of ``methods`` on ``seed`` (resumable in ``out_dir``)."""
+    import numba
+
+    from ..training.compare import run_compare
+    from ..training.config import FitConfig
+
+    numba.set_num_threads(1)
+    d = dict(base_dict)
+    d["ks"] = tuple(d["ks"])
+    run_compare(dataset, methods, [seed], FitConfig(**d), method_options=method_options, out_dir=out_dir,
+                save_runs=False, resume=True)
+    return str(out_dir)
+
+
+def _groups(best: dict, base) -> list[tuple[str, list[str], dict, object]]:
+    """(group name, combiner methods, options, base config): the multi-task methods share one
+    comparison; BPR only runs with tasks=[bpr] and EW."""
+    import dataclasses
+
+    groups = []
+    multi = [m for m in best if m != BPR_ONLY]
+    if multi:
+        groups.append(("multi", multi, {m: _options(best[m]["params"]) for m in multi}, base))
+    if BPR_ONLY in best:
+        groups.append((BPR_ONLY, ["ew"], {"ew": _options(best[BPR_ONLY]["params"])},
+                       dataclasses.replace(base, tasks=["bpr"])))
+    return groups
+
+
+def paired_tests(runs: list[dict], methods: list[str], keys=TEST_KEYS) -> dict[str, dict]:
+    """Per method: the best other method by mean test ``keys[0]`` and the paired t-test p-values
+    (over the seeds both have) for each key; NaN with fewer than two common seeds."""
+    from scipy import stats
+
+    by = {m: {int(r["seed"]): r for r in runs if r["method"] == m and r.get("status", "ok") == "ok"} for m in methods}
+    means = {m: np.mean([float(r[keys[0]]) for r in by[m].values()]) if by[m] else -np.inf for m in methods}
+    out = {}
+    for m in methods:
+        others = [o for o in methods if o != m and by[o]]
+        if not others or not by[m]:
+            out[m] = {"vs": "", **{f"p_{k}": math.nan for k in keys}}
+            continue
+        best_other = max(others, key=lambda o: means[o])
+        seeds = sorted(set(by[m]) & set(by[best_other]))
+        row = {"vs": best_other}
+        for k in keys:
+            a = np.array([float(by[m][s][k]) for s in seeds])
+            b = np.array([float(by[best_other][s][k]) for s in seeds])
+            if len(seeds) < 2 or np.allclose(a, b):
+                row[f"p_{k}"] = math.nan
+            else:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    row[f"p_{k}"] = float(stats.ttest_rel(a, b).pvalue)
+        out[m] = row
+    return out
+
+
+def _table(runs, methods, ks, caption, path_stem: Path, tests: bool = True) -> list[dict]:
+    from ..training.compare import format_markdown, summarize
+
+    present = [m for m in methods if any(r["method"] == m for r in runs)]
+    summary = summarize(runs, present, ks)
+    if tests:
+        pt = paired_tests(runs, present)
+        for row in summary:
+            row.update(pt[row["method"]])
+    runio.write_csv(path_stem.with_suffix(".csv"), summary)
+    md = format_markdown(summary, caption)
+    if tests:
+        md += "\nPaired t-test over seeds (scipy.stats.ttest_rel) of each method against the best other method " \
+              "by mean test R@20:\n\n| Method | vs | p (R@20) | p (N@20) |\n|---|---|:-:|:-:|\n"
+        for row in summary:
+            md += f"| {row['method']} | {row['vs']} | {row['p_recall@20']:.3g} | {row['p_ndcg@20']:.3g} |\n"
+    runio._atomic_write_bytes(path_stem.with_suffix(".md"), md.encode())
+    return summary
+
+
+def _row_from_trial(sweep: Sweep, method: str, b: dict, seed: int) -> dict | None:
+    """A runs.csv row from the study's best trial of ``method`` (None if it has no test metrics)."""
+    if b.get("config_source") != "search" or b.get("number") is None or not b.get("test"):
+        return None
+    t = sweep.load_study(method).trials[b["number"]]
+    ua = t.user_attrs
+    monitor = sweep.settings["base_config"].get("monitor", "recall@20")
+    return {"method": method, "seed": seed, "status": "ok", "best_epoch": ua.get("best_epoch"),
+            "epochs_run": ua.get("epochs_run"), "stopped_early": ua.get("stopped_early"),
+            "train_seconds": ua.get("train_seconds"), "seconds_per_epoch": math.nan,
+            "split_sha1": f"study trial {t.number}", f"valid_{monitor}": t.value, **ua["test"]}
+
+
+def _sensitivity_points(sweep: Sweep, best: dict) -> list[dict]:
+    """The (method, param, value, params) points of Figure 5: PMTRec's alpha and tau swept one at a
+    time from its best configuration (only parameters with more than one value in the space)."""
+    pts = []
+    m = "pmtrec"
+    if m not in best or best[m]["config_source"] != "search":
+        return pts
+    sp = sweep.space.for_method(m)
+    for p in ("alpha", "tau"):
+        if p not in sp or len(sp[p]) < 2:
+            continue
+        for v in sp[p]:
+            params = dict(best[m]["params"], **{p: v})
+            pts.append({"method": m, "param": p, "value": v, "params": params})
+    return pts
+
+
+def run_report(sweep_dir, seeds: list[int], *, scheduler=None, n_workers=None, storage=None,
+               sensitivity: bool = True, ablation: bool = True, reuse_study_seed: bool = True,
+               progress=None) -> dict:
+    """Write the report files into ``<sweep_dir>/report``; return their paths by name."""
+    from .executor import open_client
+    from .trial import run_trial
+
+    progress = progress or (lambda text: None)
+    op = optuna()
+    op.logging.set_verbosity(op.logging.WARNING)
+    sweep = Sweep.open(sweep_dir, storage)
+    if not seeds:
+        raise PmtError("--seeds gives no seed")
+    best = best_configs(sweep, ablation)
+    if not best:
+        raise PmtError(f"{sweep_dir}: no method has a complete trial yet; run the sweep first")
+    out = Path(sweep_dir) / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    rows = [{"method": m, "config_source": b["config_source"], "trial": b["number"] if b["number"] is not None else "",
+             "valid_monitor": b["value"], "complete_trials": b["n_complete"], "counted_trials": b["n_counted"],
+             "params": json.dumps(b["params"], sort_keys=True),
+             "search_test_recall@20": b["test"].get("recall@20", math.nan)} for m, b in best.items()]
+    runio.write_csv(out / "best.csv", rows)
+    paths = {"best": out / "best.csv"}
+
+    base = base_config_of(sweep.settings)
+    base.threads, base.checkpoint_every, base.record_weights = 1, 0, False
+    base_dict = base.to_dict()
+    groups = _groups(best, base)
+    jobs, reused = [], []
+    study_seed = int(sweep.settings["seed"])
+    for name, methods, opts, gbase in groups:
+        tag = hashlib.sha1(json.dumps([methods, opts, gbase.to_dict()], sort_keys=True, default=str).encode()).hexdigest()[:10]
+        for s in seeds:
+            todo_methods = list(methods)
+            if s == study_seed and reuse_study_seed:
+                # the study's own seed: its best trial *is* this run (training is deterministic per
+                # seed; tests/test_sweep_run.py checks the re-run matches to the last digit)
+                for m in methods:
+                    shown = BPR_ONLY if name == BPR_ONLY else m
+                    row = _row_from_trial(sweep, shown, best[shown], s)
+                    if row is not None:
+                        reused.append(row)
+                        todo_methods.remove(m)
+            if todo_methods:
+                jobs.append((name, s, todo_methods, {m: opts[m] for m in todo_methods if m in opts}, gbase.to_dict(),
+                             out / "seeds" / f"{name}-{tag}" / f"seed{s}"))
+    points = _sensitivity_points(sweep, best) if sensitivity else []
+    sens_path = out / "sensitivity.csv"
+    sens_rows = []
+    if points:
+        old = {}
+        if sens_path.is_file():
+            import csv
+
+            with open(sens_path, newline="") as f:
+                old = {r["params"]: r for r in csv.DictReader(f)}
+        st = sweep.load_study("pmtrec")
+        complete = {_key(t.params): t for t in st.get_trials(deepcopy=False) if t.state == op.trial.TrialState.COMPLETE}
+        todo = []
+        for pt in points:
+            pkey = json.dumps(pt["params"], sort_keys=True)
+            row = {"method": pt["method"], "param": pt["param"], "value": pt["value"], "params": pkey}
+            t = complete.get(_key(pt["params"]))
+            if t is not None:
+                row.update({"valid_recall@20": t.user_attrs.get("valid", {}).get("recall@20", math.nan),
+                            "test_recall@20": t.user_attrs.get("test", {}).get("recall@20", math.nan),
+                            "valid_ndcg@20": t.user_attrs.get("valid", {}).get("ndcg@20", math.nan),
+                            "test_ndcg@20": t.user_attrs.get("test", {}).get("ndcg@20", math.nan),
+                            "source": f"study trial {t.number}"})
+            elif pkey in old and old[pkey].get("source"):
+                row.update({k: old[pkey][k] for k in old[pkey] if k not in row})
+            else:
+                todo.append((row, pt))
+            sens_rows.append(row)
+    n_jobs = len(jobs) + (len(todo) if points else 0)
+    progress(f"re-running {len(best)} configuration(s) on {len(seeds)} seed(s) ({len(jobs)} comparison task(s))"
+             + (f", {len(todo)} sensitivity run(s)" if points else ""))
+    if n_jobs:
+        import distributed as dist
+
+        with open_client(scheduler, n_workers) as client:
+            futs = {}
+            for name, s, methods, opts, gdict, odir in jobs:
+                f = client.submit(_compare_task, sweep.settings["dataset"], methods, s, gdict, opts, str(odir),
+                                  pure=False)
+                futs[f] = ("compare", name, s)
+            for row, pt in (todo if points else []):
+                spec = {"study": None, "storage": None, "trial_id": None, "number": -1, "method": "pmtrec",
+                        "params": pt["params"], "base_config": dict(sweep.settings["base_config"], seed=sweep.settings["seed"]),
+                        "pruner": {"name": "none"}}
+                futs[client.submit(run_trial, spec, pure=False)] = ("sens", row, None)
+            done = 0
+            for f in dist.as_completed(list(futs)):
+                kind, a, b = futs[f]
+                done += 1
+                try:
+                    res = f.result()
+                except Exception as exc:  # noqa: BLE001 - say which task failed, keep the others
+                    progress(f"[{done}/{n_jobs}] {kind} {a} {b if b is not None else ''}: failed ({type(exc).__name__}: {exc})")
+                    if kind == "sens":
+                        a.update(source=f"failed: {exc}")
+                    continue
+                if kind == "sens":
+                    if res["status"] == "complete":
+                        a.update({"valid_recall@20": res["valid"]["recall@20"], "test_recall@20": res["test"]["recall@20"],
+                                  "valid_ndcg@20": res["valid"]["ndcg@20"], "test_ndcg@20": res["test"]["ndcg@20"],
+                                  "source": f"trained (seed {sweep.settings['seed']})"})
+                    else:
+                        a.update(source=f"failed: {res.get('error')}")
+                    runio.write_csv(sens_path, sens_rows)
+                    progress(f"[{done}/{n_jobs}] sensitivity {a['param']}={a['value']}: {a['source']}")
+                else:
+                    progress(f"[{done}/{n_jobs}] seed {b} {a}: done")
+    if sens_rows:
+        runio.write_csv(sens_path, sens_rows)
+        paths["sensitivity"] = sens_path
+
+    # gather the seed runs
+    from ..training.compare import read_runs
+
+    runs = list(reused)
+    for name, s, methods, opts, gdict, odir in jobs:
+        f = Path(odir) / "runs.csv"
+        if not f.is_file():
+            continue
+        for r in read_runs(f):
+            if r["method"] not in methods or int(r["seed"]) != s:
+                continue  # kept by run_compare from an earlier call with other methods: not this job's
+            if name == BPR_ONLY:
+                r["method"] = BPR_ONLY
+            runs.append(r)
+    runio.write_csv(out / "runs.csv", runs)
+    ks = tuple(base.ks)
+    ds_name = Path(str(sweep.settings["dataset"])).stem
+    adam = sweep.settings["base_config"].get("adam_mode")
+    n = len(seeds)
+    cap = (f"{ds_name} ({adam} Adam): test metrics at the best validation epoch of each method's best "
+           f"configuration on validation; mean ± std over {n} seed(s) (std ddof={1 if n > 1 else 0}); best in bold, "
+           f"runner-up underlined.")
+    table_methods = [m for m in best if m not in ABLATIONS[1:]]
+    _table(runs, table_methods, ks, cap, out / "table2")
+    paths["table2"] = out / "table2.md"
+    abl = [m for m in ABLATIONS if m in best]
+    if len(abl) > 1:
+        _table(runs, abl, ks, cap.replace("each method's best", "the ablations' (see best.csv)"), out / "ablation")
+        paths["ablation"] = out / "ablation.md"
+    paths.update(_plots(out, runs, abl, sens_rows))
+    return paths
+
+
+def _plots(out: Path, runs, abl, sens_rows) -> dict:
+    """PNG figures when matplotlib is installed (the ``plot`` extra); nothing otherwise."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return {}
+    paths = {}
+    if len(abl) > 1:
+        fig, ax = plt.subplots(figsize=(5, 3.2))
+        for j, k in enumerate(TEST_KEYS):
+            vals = [[float(r[k]) for r in runs if r["method"] == m and r.get("status", "ok") == "ok"] for m in abl]
+            x = np.arange(len(abl)) + (j - 0.5) * 0.38
+            ax.bar(x, [np.mean(v) if v else np.nan for v in vals], 0.36,
+                   yerr=[np.std(v, ddof=1) if len(v) > 1 else 0 for v in vals], label=k, capsize=3)
+        ax.set_xticks(np.arange(len(abl)), abl)
+        ax.set_ylabel("test")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "ablation.png", dpi=120)
+        plt.close(fig)
+        paths["ablation_png"] = out / "ablation.png"
+    params = [p for p in ("alpha", "tau") if any(r["param"] == p for r in sens_rows)]
+    if params:
+        fig, axes = plt.subplots(1, len(params), figsize=(4.5 * len(params), 3.2), squeeze=False)
+        for ax, p in zip(axes[0], params):
+            rows = sorted((r for r in sens_rows if r["param"] == p), key=lambda r: float(r["value"]))
+            x = [float(r["value"]) for r in rows]
+            for k in ("valid_recall@20", "test_recall@20"):
+                ax.plot(x, [float(r.get(k, "nan") or "nan") for r in rows], "o-", label=k)
+            if p == "tau":
+                ax.set_xscale("log")
+            ax.set_xlabel(p)
+            ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "sensitivity.png", dpi=120)
+        plt.close(fig)
+        paths["sensitivity_png"] = out / "sensitivity.png"
+    return paths

@@ -1,0 +1,501 @@
+"""One multi-task training step on a GPU: the CUDA twin of :mod:`pmtnumba.training.step`.
+
+The same pipeline, every stage a CUDA twin of its CPU kernel::
+
+    batch     = train_users/items[perm[lo:lo+B]]             (gather; perm uploaded once per epoch)
+    per task: samples -> slots                                (samplers_cuda, link_samplers_cuda,
+                                                               triplet_cuda, rating_cuda)
+    R, CSR    = index_rows_cuda(slot rows)                    (rowgrad_cuda)
+    G[t,r,:]  = gather_rows_cuda(...)                         (rowgrad_cuda)
+    g         = ew_cuda / pmtrec_cuda(G)                      (combiners/*_cuda)
+    Adam on R with g                                          (optim/adam_cuda)
+
+Everything lives on the device from :class:`CudaStep`'s construction on: the embedding table,
+Adam's moments, the training interactions, every task's CSR structures and all step buffers
+(sized for a full batch once). A step copies nothing to the device except kernel scalars (the
+random key, offsets) and reads back one small array: the per-task losses and pair counts, the
+row count and a finite flag. The task-wise baselines (PCGrad, Nash-MTL, ...) run on the host:
+their ``G`` is copied back and their ``g`` copied in (documented in docs/gpu.md), as do PMTRec's
+per-row weights when they are recorded.
+
+``G`` is the ``[T, R, d]`` prefix of a ``[T, S, d]`` device buffer (S slots bound R), so R never
+has to be known on the host to launch a kernel: kernels read it from the device.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import cuda
+
+from ..combiners import EW, PMTRec, StepContext
+from ..combiners.base_cuda import ew_cuda
+from ..combiners.pmtrec import focus_factor
+from ..combiners.pmtrec_cuda import MAX_TASKS, pmtrec_cuda
+from ..data.link_samplers_cuda import (
+    compact_triplets_cuda,
+    sample_category_anchored_cuda,
+    sample_category_independent_cuda,
+    sample_link_anchored_cuda,
+    sample_link_independent_cuda,
+)
+from ..data.samplers_cuda import sample_unlinked_cuda
+from ..errors import PmtError, TrainingDiverged
+from ..optim import Adam
+from ..optim.adam_cuda import adam_dense_cuda, adam_sparse_cuda, dense_local_reset_cuda, dense_local_set_cuda
+from ..rng import make_key
+from ..scan_cuda import THREADS, blocks
+from ..tasks import AlignUniformTask, BPRTask, CategoryTask, RatingTask, Task
+from ..tasks import align_uniform_cuda as AU
+from ..tasks.bpr import MAX_TRIES as BPR_MAX_TRIES
+from ..tasks.links import LinkTask
+from ..tasks.rating_cuda import rating_slots_cuda
+from ..tasks.rowgrad_cuda import RowIndexWorkspace, gather_rows_cuda, index_rows_cuda
+from ..tasks.triplet_cuda import triplet_slots_cuda
+
+
+# -- small kernels of the step ----------------------------------------------------------------
+
+
+@cuda.jit
+def _gather_batch(perm, lo, n, train_users, train_items, bu, bi):
+    s = cuda.grid(1)
+    if s < n:
+        m = perm[lo + s]
+        bu[s] = train_users[m]
+        bi[s] = train_items[m]
+
+
+@cuda.jit
+def _gather_ratings(perm, lo, n, train_ratings, br):
+    s = cuda.grid(1)
+    if s < n:
+        br[s] = train_ratings[perm[lo + s]]
+
+
+@cuda.jit
+def _bpr_rows(bu, bi, neg, n, n_users, a, b, c, n_dev):
+    """BPR's (u, i, j) in row ids: items offset by the users."""
+    s = cuda.grid(1)
+    if s < n:
+        a[s] = bu[s]
+        b[s] = bi[s] + n_users
+        c[s] = neg[s] + n_users
+    if s == 0:
+        n_dev[0] = n
+
+
+@cuda.jit
+def _item_rows(bu, bi, n, n_users, u, i, n_dev):
+    s = cuda.grid(1)
+    if s < n:
+        u[s] = bu[s]
+        i[s] = bi[s] + n_users
+    if s == 0:
+        n_dev[0] = n
+
+
+@cuda.jit
+def _unused_slots(slot_rows, per, n_dev):
+    """Slots past the task's ``per * n`` used ones get row -1 (skipped by the row index)."""
+    s = cuda.grid(1)
+    if per * n_dev[0] <= s < slot_rows.shape[0]:
+        slot_rows[s] = -1
+
+
+@cuda.jit
+def _task_loss(loss, n_dev, info, t, T):
+    """``info[t]`` = mean loss (summed in sample order), ``info[T + t]`` = samples."""
+    if cuda.grid(1) == 0:
+        n = n_dev[0]
+        s = 0.0
+        for p in range(n):
+            s += loss[p]
+        info[t] = s / n if n > 0 else 0.0
+        info[T + t] = n
+
+
+@cuda.jit
+def _finite_flag(G, g, R_dev, info, at):
+    """``info[at]`` = 1 if every entry of G's and g's first R rows is finite, else 0 (every writer
+    of 0 writes the same value; thread 0 writes R to ``info[at + 1]``)."""
+    i = cuda.grid(1)
+    d = G.shape[2]
+    k = i // d
+    c = i - k * d
+    if k < R_dev[0]:
+        ok = g[k, c] - g[k, c] == 0
+        for t in range(G.shape[0]):
+            ok = ok and G[t, k, c] - G[t, k, c] == 0
+        if not ok:
+            info[at] = 0
+    if i == 0:
+        info[at + 1] = R_dev[0]
+
+
+@cuda.jit
+def _set_one(info, at):
+    if cuda.grid(1) == 0:
+        info[at] = 1
+
+
+# -- tasks on the device ------------------------------------------------------------------
+
+
+class _DeviceTask:
+    """A task's device structures and buffers (for a batch of at most ``B``) and its launch."""
+
+    per_sample = 3  # slots per sample
+
+    def __init__(self, task: Task, B: int, n_users: int):
+        self.task = task
+        self.B = B
+        self.n_users = n_users
+        self.n_dev = cuda.device_array(1, np.int64)
+        self.loss = cuda.device_array(max(B, 1), np.float64)
+
+    def run(self, E, bu, bi, br, n, key, rows, grads):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def finish(self, rows, info, t, T):
+        """Mark the unused slots, write the mean loss and the sample count into ``info``."""
+        _unused_slots[blocks(rows.shape[0]), THREADS](rows, self.per_sample, self.n_dev)
+        _task_loss[1, 1](self.loss, self.n_dev, info, t, T)
+
+
+class _TripletDeviceTask(_DeviceTask):
+    def __init__(self, task, B, n_users):
+        super().__init__(task, B, n_users)
+        m = max(B, 1)
+        self.a = cuda.device_array(m, np.int64)
+        self.b = cuda.device_array(m, np.int64)
+        self.c = cuda.device_array(m, np.int64)
+
+    def _triplets(self, bu, bi, n, key):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def run(self, E, bu, bi, br, n, key, rows, grads):
+        self._triplets(bu, bi, n, key)
+        triplet_slots_cuda[blocks(n), THREADS](E, self.a, self.b, self.c, self.n_dev, rows, grads, self.loss)
+
+
+class _BPRDevice(_TripletDeviceTask):
+    def __init__(self, task: BPRTask, B, n_users):
+        super().__init__(task, B, n_users)
+        ctx = task.ctx
+        self.indptr = cuda.to_device(np.ascontiguousarray(ctx.train_indptr, np.int64))
+        self.indices = cuda.to_device(np.ascontiguousarray(ctx.train_indices))
+        self.n_items = int(ctx.n_items)
+        self.neg = cuda.device_array(max(B, 1), np.int64)
+
+    def _triplets(self, bu, bi, n, key):
+        sample_unlinked_cuda[blocks(n), THREADS](bu[:n], self.indptr, self.indices, self.n_items, key,
+                                                 BPR_MAX_TRIES, self.neg)
+        _bpr_rows[blocks(n), THREADS](bu, bi, self.neg, n, self.n_users, self.a, self.b, self.c, self.n_dev)
+
+
+class _CompactingDevice(_TripletDeviceTask):
+    """Link and category tasks: draw (anchor, pos, neg) with -1 for skipped samples, then compact."""
+
+    def __init__(self, task, B, n_users):
+        super().__init__(task, B, n_users)
+        m = max(B, 1)
+        self.anchor = cuda.device_array(m, np.int64)
+        self.pos = cuda.device_array(m, np.int64)
+        self.negs = cuda.device_array(m, np.int64)
+        self.flags = cuda.device_array(m, np.int64)
+        self.where = cuda.device_array(m + 1, np.int64)
+        self.sums = cuda.device_array(m // 256 + 2, np.int64)
+        self.anchored = task.ctx.aux_sampling == "anchored"
+
+    def _compact(self, anchor, n, offset):
+        compact_triplets_cuda(anchor, self.pos, self.negs, n, offset, self.a, self.b, self.c, self.n_dev,
+                              self.flags, self.where, self.sums)
+
+
+class _LinkDevice(_CompactingDevice):
+    def __init__(self, task: LinkTask, B, n_users):
+        super().__init__(task, B, n_users)
+        self.indptr = cuda.to_device(task.indptr)
+        self.indices = cuda.to_device(task.indices if task.indices.size else np.zeros(1, task.indices.dtype))
+        self.empty = task.n_links == 0
+
+    def _triplets(self, bu, bi, n, key):
+        t = self.task
+        if self.anchored:
+            anchors = bu if t.side == "user" else bi
+            sample_link_anchored_cuda[blocks(n), THREADS](anchors[:n], self.indptr, self.indices, t.n_local, key,
+                                                          t.max_tries, self.pos, self.negs)
+            self._compact(anchors, n, t.offset)
+        elif self.empty:
+            _bpr_rows[1, 1](bu, bi, self.negs, 0, 0, self.a, self.b, self.c, self.n_dev)  # n = 0
+        else:
+            sample_link_independent_cuda[blocks(n), THREADS](self.indptr, self.indices, t.n_local, key, t.max_tries,
+                                                             self.anchor[:n], self.pos, self.negs)
+            self._compact(self.anchor, n, t.offset)
+
+
+class _CategoryDevice(_CompactingDevice):
+    def __init__(self, task: CategoryTask, B, n_users):
+        super().__init__(task, B, n_users)
+        one = lambda x: cuda.to_device(x if x.size else np.zeros(1, np.int64))  # noqa: E731
+        self.item_cat = one(task.item_cat)
+        self.cat_indptr = one(task.cat_indptr)
+        self.cat_items = one(task.cat_items)
+        self.item_pos = one(task.item_pos)
+        self.pair_cum = one(task.pair_cum)
+        self.no_items = task.cat_items.size == 0
+        self.no_pairs = task.pair_cum.size == 0 or task.pair_cum[-1] == 0
+
+    def _triplets(self, bu, bi, n, key):
+        t = self.task
+        if (self.anchored and self.no_items) or (not self.anchored and self.no_pairs):
+            _bpr_rows[1, 1](bu, bi, self.negs, 0, 0, self.a, self.b, self.c, self.n_dev)  # n = 0
+        elif self.anchored:
+            sample_category_anchored_cuda[blocks(n), THREADS](bi[:n], self.item_cat, self.cat_indptr, self.cat_items,
+                                                              self.item_pos, key, self.pos, self.negs)
+            self._compact(bi, n, t.offset)
+        else:
+            sample_category_independent_cuda[blocks(n), THREADS](self.item_cat, self.cat_indptr, self.cat_items,
+                                                                 self.pair_cum, key, self.anchor[:n], self.pos,
+                                                                 self.negs)
+            self._compact(self.anchor, n, t.offset)
+
+
+class _RatingDevice(_DeviceTask):
+    per_sample = 2
+
+    def __init__(self, task: RatingTask, B, n_users):
+        super().__init__(task, B, n_users)
+        self.u = cuda.device_array(max(B, 1), np.int64)
+        self.i = cuda.device_array(max(B, 1), np.int64)
+
+    def run(self, E, bu, bi, br, n, key, rows, grads):
+        _item_rows[blocks(n), THREADS](bu, bi, n, self.n_users, self.u, self.i, self.n_dev)
+        rating_slots_cuda[blocks(n), THREADS](E, self.u, self.i, br, self.n_dev, rows, grads, self.loss)
+
+
+_TWINS = (BPRTask, LinkTask, CategoryTask, RatingTask, AlignUniformTask)
+
+
+def cuda_unsupported(tasks: list[Task], encoder: str, dim: int = 0) -> str | None:
+    """Why this run cannot train on the GPU (a short phrase), or None."""
+    if encoder != "mf":
+        return f"the {encoder!r} encoder has no CUDA twin (mf only)"
+    missing = [t.name for t in tasks if not isinstance(t, _TWINS)]
+    if missing:
+        return f"task(s) {', '.join(missing)} have no CUDA twin yet"
+    if any(isinstance(t, AlignUniformTask) for t in tasks) and dim > AU.MAX_DIM:
+        return f"align_uniform on the GPU supports --dim <= {AU.MAX_DIM}"
+    if len(tasks) > MAX_TASKS:
+        return f"at most {MAX_TASKS} tasks train on the GPU, got {len(tasks)}"
+    return None
+
+
+class _AlignUniformDevice(_DeviceTask):
+    """DirectAU: alignment slots ``0..2n-1``, then the user and the item uniformity slots."""
+
+    def __init__(self, task: AlignUniformTask, B, n_users, n_rows, dim):
+        super().__init__(task, B, n_users)
+        from ..scan_cuda import n_chunks
+
+        m = max(B, 1)
+        self.u = cuda.device_array(m, np.int64)
+        self.i = cuda.device_array(m, np.int64)
+        self.flag = cuda.to_device(np.zeros(n_rows, np.int64))
+        self.pos = cuda.device_array(n_rows + 1, np.int64)
+        self.sums = cuda.device_array(n_chunks(n_rows) + 1, np.int64)
+        self.uniq = [cuda.device_array(m, np.int64) for _ in range(2)]
+        self.m_dev = [cuda.device_array(1, np.int64) for _ in range(2)]
+        self.N = [cuda.device_array((m, dim), np.float64) for _ in range(2)]
+        self.rowsum = [cuda.device_array(m, np.float64) for _ in range(2)]
+        self.acc = [cuda.device_array((m, dim), np.float64) for _ in range(2)]
+        self.scal = [cuda.device_array(3, np.float64) for _ in range(2)]
+        self.offs = cuda.device_array(2, np.int64)
+
+    def run(self, E, bu, bi, br, n, key, rows, grads):
+        t = self.task
+        _item_rows[blocks(n), THREADS](bu, bi, n, self.n_users, self.u, self.i, self.n_dev)
+        AU.align_slots_cuda[blocks(n), THREADS](E, self.u, self.i, self.n_dev, t.eps, rows, grads, self.loss)
+        for j, side in enumerate((self.u, self.i)):
+            AU.unique_rows_cuda(side[:n], self.n_dev, self.flag, self.pos, self.sums, self.uniq[j], self.m_dev[j])
+            AU.normalized_rows_cuda[blocks(n), THREADS](E, self.uniq[j], self.m_dev[j], t.eps, self.N[j])
+            AU.uniformity_rows_cuda[blocks(n), THREADS](self.N[j], self.m_dev[j], self.rowsum[j], self.acc[j])
+            AU._uniformity_scalars[1, 1](self.rowsum[j], self.m_dev[j], t.gamma / 2.0, self.scal[j])
+        AU._slot_offsets[1, 1](self.n_dev, self.scal[0], self.offs)
+        for j in range(2):
+            AU.normalize_backward_slots_cuda[blocks(n), THREADS](E, self.uniq[j], self.acc[j], self.scal[j], t.eps,
+                                                                 self.offs, j, rows, grads)
+
+    def finish(self, rows, info, t, T):
+        AU._finish[blocks(rows.shape[0]), THREADS](self.loss, self.n_dev, self.task.gamma / 2.0, self.scal[0],
+                                                   self.scal[1], info, t, T, rows, rows.shape[0])
+
+
+def _device_task(task: Task, B: int, n_users: int, n_rows: int = 0, dim: int = 0) -> _DeviceTask:
+    if isinstance(task, BPRTask):
+        return _BPRDevice(task, B, n_users)
+    if isinstance(task, LinkTask):
+        return _LinkDevice(task, B, n_users)
+    if isinstance(task, CategoryTask):
+        return _CategoryDevice(task, B, n_users)
+    if isinstance(task, RatingTask):
+        return _RatingDevice(task, B, n_users)
+    if isinstance(task, AlignUniformTask):
+        return _AlignUniformDevice(task, B, n_users, n_rows, dim)
+    raise PmtError(f"task {task.name!r} has no CUDA twin yet; use --device cpu")
+
+
+# -- the step -----------------------------------------------------------------------------
+
+
+class CudaStep:
+    """A run's device state and its training step (see the module docstring).
+
+    ``E`` (host, float32 [N, d]) and ``adam`` (its hyper-parameters, step count and moments) are
+    uploaded once; :meth:`download` copies the table and moments back into them.
+    """
+
+    def __init__(self, E: np.ndarray, tasks: list[Task], combiner, adam: Adam, batch_size: int,
+                 train_users: np.ndarray, train_items: np.ndarray, train_ratings: np.ndarray | None, n_users: int):
+        T = len(tasks)
+        if T > MAX_TASKS:
+            raise PmtError(f"--device cuda supports at most {MAX_TASKS} tasks, got {T}")
+        self.tasks = tasks
+        self.combiner = combiner
+        self.adam = adam
+        self.B = int(batch_size)
+        self.n_users = int(n_users)
+        N, d = E.shape
+        self.E = cuda.to_device(E)
+        self.MV = cuda.to_device(adam.MV)
+        self.train_users = cuda.to_device(np.ascontiguousarray(train_users, np.int64))
+        self.train_items = cuda.to_device(np.ascontiguousarray(train_items, np.int64))
+        self.train_ratings = None if train_ratings is None else cuda.to_device(np.ascontiguousarray(train_ratings))
+        self.dtasks = [_device_task(t, self.B, self.n_users, N, d) for t in tasks]
+        self.offsets = np.zeros(T + 1, np.int64)
+        for t, task in enumerate(tasks):
+            self.offsets[t + 1] = self.offsets[t] + task.max_slots(self.B)
+        S = int(self.offsets[-1])
+        self.S = S
+        self.slot_rows = cuda.to_device(np.full(S, -1, np.int64))
+        self.slot_task = cuda.to_device(np.repeat(np.arange(T, dtype=np.int64), np.diff(self.offsets)))
+        self.slot_grads = cuda.device_array((S, d), E.dtype)
+        self.rws = RowIndexWorkspace(N, S)
+        self.G = cuda.device_array((T, S, d), E.dtype)
+        self.g = cuda.device_array((S, d), E.dtype)
+        self.W = cuda.device_array((S, T), np.float64)
+        self.local = cuda.to_device(np.full(N, -1, np.int64)) if adam.mode == "dense" else None
+        self.bu = cuda.device_array(max(self.B, 1), np.int64)
+        self.bi = cuda.device_array(max(self.B, 1), np.int64)
+        self.br = None if train_ratings is None else cuda.device_array(max(self.B, 1), train_ratings.dtype)
+        self.info = cuda.device_array(2 * T + 2, np.float64)
+        self.perm = None
+        self.last_rows = None  # host copies, only when a host-side consumer asks for them
+        self.last_weights = None
+
+    def set_epoch_order(self, perm: np.ndarray) -> None:
+        """Upload the epoch's shuffled order of the training interactions (once per epoch)."""
+        self.perm = cuda.to_device(np.ascontiguousarray(perm, np.int64))
+
+    def _G_host(self, R: int) -> np.ndarray:
+        return self.G[:, :R, :].copy_to_host() if R else np.zeros((len(self.tasks), 0, self.G.shape[2]), np.float32)
+
+    def step(self, lo: int, n: int, ctx: StepContext, seed: int, want_weights: bool = False):
+        """Train on the interactions ``perm[lo:lo+n]``; returns ``(losses [T], pairs [T])``."""
+        T = len(self.tasks)
+        _gather_batch[blocks(n), THREADS](self.perm, lo, n, self.train_users, self.train_items, self.bu, self.bi)
+        if self.br is not None:
+            _gather_ratings[blocks(n), THREADS](self.perm, lo, n, self.train_ratings, self.br)
+        for t, dt in enumerate(self.dtasks):
+            a, b = int(self.offsets[t]), int(self.offsets[t + 1])
+            rows, grads = self.slot_rows[a:b], self.slot_grads[a:b]
+            key = make_key(seed, ctx.epoch, ctx.step, dt.task.stream)
+            dt.run(self.E, self.bu, self.bi, self.br, n, key, rows, grads)
+            dt.finish(rows, self.info, t, T)
+        index_rows_cuda(self.slot_rows, self.rws)
+        R_dev = self.rws.R_dev
+        d = self.G.shape[2]
+        nd = blocks(self.S * d)
+        gather_rows_cuda[nd, THREADS](self.rws.indptr, self.rws.order, self.slot_task, self.slot_grads, R_dev, self.G)
+        host_rows = None
+        if type(self.combiner) is EW:
+            ew_cuda[nd, THREADS](self.G, R_dev, self.g)
+        elif isinstance(self.combiner, PMTRec):
+            c = self.combiner
+            pmtrec_cuda[blocks(self.S), THREADS](self.G, R_dev, focus_factor(c.alpha, ctx.epoch), float(c.tau),
+                                                 bool(c.drop_absent), self.g, self.W)
+        else:  # task-wise baselines: G to the host, the CPU combiner, g back
+            R = int(R_dev.copy_to_host()[0])
+            host_rows = self.rws.rows[:R].copy_to_host() if R else np.zeros(0, np.int64)
+            ctx.rows = host_rows
+            g = np.ascontiguousarray(self.combiner(self._G_host(R), ctx), dtype=self.g.dtype)
+            if R:
+                self.g[:R].copy_to_device(g)
+        _set_one[1, 1](self.info, 2 * T)
+        _finite_flag[nd, THREADS](self.G, self.g, R_dev, self.info, 2 * T)
+        self._adam(R_dev)
+        info = self.info.copy_to_host()
+        losses, pairs = info[:T].copy(), info[T:2 * T].astype(np.int64)
+        R = int(info[2 * T + 1])
+        if want_weights:
+            self.last_rows = host_rows if host_rows is not None else (
+                self.rws.rows[:R].copy_to_host() if R else np.zeros(0, np.int64))
+            self.last_weights = self.W[:R].copy_to_host() if R else np.zeros((0, T))
+        if not (np.isfinite(losses).all() and info[2 * T] == 1):
+            self._diverged(losses, R, ctx)
+        return losses, pairs
+
+    def _diverged(self, losses, R, ctx):
+        """Name the task at fault, as the CPU step does (only on this failure path is G read back)."""
+        G = self._G_host(R)
+        for t, task in enumerate(self.tasks):
+            if not np.isfinite(losses[t]) or not np.isfinite(G[t]).all():
+                what = "loss" if not np.isfinite(losses[t]) else "gradient"
+                raise TrainingDiverged(
+                    f"training diverged: task {task.name!r} has a non-finite {what} at epoch {ctx.epoch}, "
+                    f"step {ctx.step}; try a smaller --lr")
+        raise TrainingDiverged(
+            f"training diverged: the {self.combiner.name} combiner produced a non-finite gradient at epoch "
+            f"{ctx.epoch}, step {ctx.step}")
+
+    def _adam(self, R_dev):
+        ad = self.adam
+        ad.t += 1
+        bc1 = 1.0 - ad.b1 ** ad.t
+        bc2_sqrt = math.sqrt(1.0 - ad.b2 ** ad.t)
+        f = np.float32 if self.g.dtype == np.float32 else np.float64
+        args = (f(ad.lr / bc1), f(ad.b1), f(1.0 - ad.b1), f(ad.b2), f(1.0 - ad.b2), f(ad.eps), f(bc2_sqrt), f(ad.wd))
+        rows = self.rws.rows
+        if ad.mode == "sparse":
+            adam_sparse_cuda[blocks(self.S), THREADS](self.E, self.MV, rows, R_dev, self.g, *args)
+        else:
+            dense_local_set_cuda[blocks(self.S), THREADS](rows, R_dev, self.local)
+            adam_dense_cuda[blocks(self.E.shape[0]), THREADS](self.E, self.MV, self.local, self.g, *args)
+            dense_local_reset_cuda[blocks(self.S), THREADS](rows, R_dev, self.local)
+
+    def download(self, E: np.ndarray) -> None:
+        """Copy the table into ``E`` and the moments into ``adam.MV`` (checkpoints, evaluation)."""
+        self.E.copy_to_host(E)
+        self.MV.copy_to_host(self.adam.MV)
+
+    def upload(self, E: np.ndarray) -> None:
+        """Replace the device table and moments by the host's (after a resume or a restore)."""
+        self.E.copy_to_device(E)
+        self.MV.copy_to_device(self.adam.MV)
+
+
+def ptx_signatures():
+    """(kernel, signature) pairs for tests/cuda_ptx_check.py."""
+    i64, E, G = "int64[::1]", "float32[:, ::1]", "float32[:, :, ::1]"
+    return [
+        (_gather_batch, f"void({i64}, int64, int64, {i64}, {i64}, {i64}, {i64})"),
+        (_gather_ratings, f"void({i64}, int64, int64, float32[::1], float32[::1])"),
+        (_bpr_rows, f"void({i64}, {i64}, {i64}, int64, int64, {i64}, {i64}, {i64}, {i64})"),
+        (_item_rows, f"void({i64}, {i64}, int64, int64, {i64}, {i64}, {i64})"),
+        (_unused_slots, f"void({i64}, int64, {i64})"),
+        (_task_loss, f"void(float64[::1], {i64}, float64[::1], int64, int64)"),
+        (_finite_flag, f"void({G}, {E}, {i64}, float64[::1], int64)"),
+        (_set_one, "void(float64[::1], int64)"),
+    ]

@@ -1,0 +1,279 @@
+"""`pmtnumba sweep` end to end on tiny data: a real distributed.LocalCluster with two workers, the
+same sweep through a scheduler address (``dask scheduler`` / ``dask worker`` subprocesses), a
+failing trial, resumption after the driver is killed mid-sweep, and the report."""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+optuna = pytest.importorskip("optuna")
+pytest.importorskip("distributed")
+
+from click.testing import CliRunner  # noqa: E402
+
+from pmtnumba.sweep.space import build_space  # noqa: E402
+from pmtnumba.sweep.study import Sweep, run_sweep, sweep_settings  # noqa: E402
+from pmtnumba.training.config import FitConfig  # noqa: E402
+from pmtnumba_cli.main import main  # noqa: E402
+
+from .conftest import synthetic_dataset  # noqa: E402
+
+BIN = Path(sys.executable).parent
+TS = optuna.trial.TrialState
+
+
+@pytest.fixture(scope="module")
+def tiny_csv(tmp_path_factory):
+    ds = synthetic_dataset(n_users=80, n_items=50, per_user=10)
+    path = tmp_path_factory.mktemp("data") / "tiny.csv"
+    with open(path, "w") as f:
+        f.write("user,item,rating\n")
+        for u, i, r in zip(ds.users, ds.items, ds.ratings):
+            f.write(f"u{u},i{i},{int(r)}\n")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def scheduler(tmp_path_factory):
+    """A Dask scheduler and two single-threaded workers as subprocesses on 127.0.0.1 (always stopped)."""
+    d = tmp_path_factory.mktemp("dask")
+    sfile = d / "scheduler.json"
+    env = dict(os.environ, NUMBA_NUM_THREADS="1")
+    procs = []
+    try:
+        procs.append(subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
+                                       "--no-dashboard", "--scheduler-file", str(sfile)],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
+        deadline = time.time() + 60
+        while not sfile.is_file() and time.time() < deadline:
+            time.sleep(0.2)
+        assert sfile.is_file(), "dask scheduler did not start"
+        procs.append(subprocess.Popen([str(BIN / "dask"), "worker", "--scheduler-file", str(sfile), "--nworkers", "2",
+                                       "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
+        import json
+
+        from distributed import Client
+
+        addr = json.loads(sfile.read_text())["address"]
+        with Client(addr, timeout="60s") as c:
+            c.wait_for_workers(2, timeout=120)
+        yield addr
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in reversed(procs):
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def _args(d, csv_path, *extra):
+    # ew: lr 0.05 and 0 (lr 0 is a bad configuration: that trial must fail, the sweep go on)
+    return ["sweep", "run", str(d), "--dataset", csv_path, "--tasks", "bpr,rating", "--methods", "ew,pmtrec",
+            "--lr", "0.05,0", "--tau", "1e-2,1e-4", "-p", "alpha=1.1", "--epochs", "4", "--patience", "3",
+            "--prune-startup", "2", "--prune-warmup", "1", *extra]
+
+
+def _trials(d):
+    with open(Path(d) / "trials.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def local_sweep(tmp_path_factory, tiny_csv):
+    d = tmp_path_factory.mktemp("local")
+    res = CliRunner().invoke(main, _args(d, tiny_csv, "--workers", "2"))
+    return d, res
+
+
+def test_local_cluster_sweep(local_sweep):
+    d, res = local_sweep
+    assert res.exit_code == 0, res.output
+    assert "[6/6]" in res.output and "left ~" in res.output
+    rows = _trials(d)
+    # ew: 2 lr; pmtrec: 2 lr x 2 tau (alpha has one value); every grid point once
+    assert sorted((r["method"], r["param_lr"], r.get("param_tau", "")) for r in rows) == sorted(
+        [("ew", "0.05", ""), ("ew", "0", "")] + [("pmtrec", lr, t) for lr in ("0.05", "0") for t in ("0.01", "0.0001")])
+    sw = Sweep.open(d)
+    st = sw.load_study("pmtrec")
+    ok = [t for t in st.trials if t.state == TS.COMPLETE]
+    assert ok
+    for t in ok:
+        ua = t.user_attrs
+        assert ua["config"]["method"] == "pmtrec" and ua["config"]["lr"] == t.params["lr"]
+        assert ua["config"]["method_options"] == {"alpha": 1.1, "tau": t.params["tau"]}
+        assert ua["config"]["tasks"] == ["bpr", "rating"]
+        assert ua["valid"]["recall@20"] == pytest.approx(t.value)
+        assert 0 < ua["test"]["recall@20"] <= 1 and ua["seconds"] > 0
+        assert ua["pmtnumba_version"] and "git_commit" in ua
+        assert len(t.intermediate_values) == ua["epochs_run"]  # one report per validation
+    # re-running the finished sweep trains nothing and counts nothing twice
+    res2 = CliRunner().invoke(main, _args(d, _cfg_dataset(d), "--workers", "2"))
+    assert res2.exit_code == 0, res2.output
+    assert "nothing to do" in res2.output
+    assert len(_trials(d)) == len(rows)
+
+
+def _cfg_dataset(d):
+    return Sweep.open(d).settings["dataset"]
+
+
+def test_failing_trial_is_recorded_and_the_sweep_goes_on(local_sweep):
+    d, res = local_sweep
+    sw = Sweep.open(d)
+    for m in ("ew", "pmtrec"):
+        st = sw.load_study(m)
+        failed = [t for t in st.trials if t.state == TS.FAIL]
+        assert failed and all(t.params["lr"] == 0 for t in failed)
+        assert all("--lr must be" in t.user_attrs["error"] for t in failed)
+        assert all(not t.user_attrs.get("interrupted") for t in failed)
+        # the other configurations still ran to an end
+        assert all(t.state in (TS.COMPLETE, TS.PRUNED) for t in st.trials if t.params["lr"] != 0)
+    assert "--lr must be" in res.output
+
+
+def test_changed_settings_refuse_to_resume(local_sweep, tiny_csv):
+    d, _ = local_sweep
+    res = CliRunner().invoke(main, _args(d, tiny_csv, "--adam", "dense"))
+    assert res.exit_code == 2
+    assert "other settings (base_config)" in res.output
+
+
+def test_sweep_through_scheduler_address(tmp_path, tiny_csv, scheduler, local_sweep):
+    res = CliRunner().invoke(main, _args(tmp_path / "s", tiny_csv, "--scheduler", scheduler))
+    assert res.exit_code == 0, res.output
+    assert "2 worker slot(s)" in res.output
+    # same trials, same results as on the embedded cluster: training is deterministic per seed
+    here = Sweep.open(tmp_path / "s")
+    there = Sweep.open(local_sweep[0])
+    for m in ("ew", "pmtrec"):
+        a = {tuple(sorted(t.params.items())): t for t in here.load_study(m).trials if t.state == TS.COMPLETE}
+        b = {tuple(sorted(t.params.items())): t for t in there.load_study(m).trials if t.state == TS.COMPLETE}
+        for k in set(a) & set(b):
+            assert a[k].user_attrs["test"] == b[k].user_attrs["test"]
+        assert set(a) & set(b)
+
+
+def test_resume_after_killing_the_driver(tmp_path, tiny_csv, scheduler):
+    d = tmp_path / "r"
+    # 3 pmtrec configurations, no pruning, each long enough to be caught running
+    args = ["sweep", "run", str(d), "--dataset", tiny_csv, "--tasks", "bpr,rating", "--methods", "pmtrec",
+            "--lr", "0.05,0.02,0.01", "--tau", "1e-2", "--epochs", "25", "--patience", "25", "--pruner", "none",
+            "--scheduler", scheduler, "--quiet"]
+    drv = subprocess.Popen([sys.executable, "-m", "pmtnumba_cli.main", *args], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 120
+        running = complete = 0
+        while time.time() < deadline and drv.poll() is None:
+            time.sleep(0.3)
+            if not (d / "study.journal").is_file():
+                continue
+            sw = Sweep.open(d)
+            st = sw.load_study("pmtrec")
+            if st is None:
+                continue
+            states = [t.state for t in st.get_trials(deepcopy=False)]
+            running, complete = states.count(TS.RUNNING), states.count(TS.COMPLETE)
+            if complete >= 1 and running >= 1:
+                break
+        assert drv.poll() is None, f"driver ended before it could be killed: {drv.stderr.read().decode()[-2000:]}"
+        assert complete >= 1 and running >= 1
+        drv.send_signal(signal.SIGKILL)
+    finally:
+        drv.kill()
+        drv.wait()
+    st = Sweep.open(d).load_study("pmtrec")
+    before = {t.number: t.state for t in st.trials}
+    n_running = sum(s == TS.RUNNING for s in before.values())
+    assert n_running >= 1
+    # the same command again continues the study
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    st = Sweep.open(d).load_study("pmtrec")
+    trials = st.trials
+    # finished trials kept as they were
+    for t in trials:
+        if before.get(t.number) == TS.COMPLETE:
+            assert t.state == TS.COMPLETE
+    interrupted = [t for t in trials if t.user_attrs.get("interrupted")]
+    assert len(interrupted) == n_running and all(t.state == TS.FAIL for t in interrupted)
+    assert {t.number for t in interrupted} == {n for n, s in before.items() if s == TS.RUNNING}
+    # every grid point complete exactly once: nothing lost, nothing counted twice
+    done = [tuple(sorted(t.params.items())) for t in trials if t.state == TS.COMPLETE]
+    assert sorted(done) == sorted(set(done)) and len(done) == 3
+    assert len(Sweep.counted(trials)) == 3
+
+
+def test_report(local_sweep, scheduler):
+    d, _ = local_sweep
+    res = CliRunner().invoke(main, ["sweep", "report", str(d), "--seeds", "0,1", "--retrain-study-seed",
+                                    "--scheduler", scheduler])
+    assert res.exit_code == 0, res.output
+    rep = Path(d) / "report"
+    with open(rep / "runs.csv", newline="") as f:
+        runs = list(csv.DictReader(f))
+    assert {(r["method"], r["seed"]) for r in runs} == {(m, s) for m in ("ew", "pmtrec", "pmtrec-nofocus",
+                                                                         "pmtrec-nobalance") for s in ("0", "1")}
+    # seed 0 is the study's seed: the re-run reproduces the best trial's test metric exactly
+    sw = Sweep.open(d)
+    for m in ("ew", "pmtrec"):
+        st = sw.load_study(m)
+        best = st.best_trial
+        r0 = next(r for r in runs if r["method"] == m and r["seed"] == "0")
+        assert float(r0["recall@20"]) == pytest.approx(best.user_attrs["test"]["recall@20"], abs=1e-12)
+    with open(rep / "table2.csv", newline="") as f:
+        table = {r["method"]: r for r in csv.DictReader(f)}
+    assert set(table) == {"ew", "pmtrec"}
+    assert table["ew"]["vs"] == "pmtrec" and table["pmtrec"]["vs"] == "ew"
+    assert "p_recall@20" in table["ew"]
+    assert (rep / "ablation.csv").is_file()
+    with open(rep / "sensitivity.csv", newline="") as f:
+        sens = list(csv.DictReader(f))
+    assert sorted(float(r["value"]) for r in sens if r["param"] == "tau") == [1e-4, 1e-2]
+    assert "PMTRec" in res.output
+    # again, taking seed 0 from the study: the same table, nothing trained (seed 1 is resumed)
+    def metrics_table():
+        with open(rep / "table2.csv", newline="") as f:
+            return [{k: float(v) for k, v in r.items() if k.startswith(("recall@", "ndcg@", "hr@", "p_"))}
+                    for r in csv.DictReader(f)]
+
+    table_before = metrics_table()
+    res = CliRunner().invoke(main, ["sweep", "report", str(d), "--seeds", "0,1", "--scheduler", scheduler])
+    assert res.exit_code == 0, res.output
+    with open(rep / "runs.csv", newline="") as f:
+        runs2 = list(csv.DictReader(f))
+    for m in ("ew", "pmtrec"):
+        r0 = next(r for r in runs2 if r["method"] == m and r["seed"] == "0")
+        assert r0["split_sha1"] == f"study trial {sw.load_study(m).best_trial.number}"
+    # (runs.csv keeps fewer digits than the study's JSON: equal to rounding)
+    after = metrics_table()
+    assert len(after) == len(table_before)
+    for a, b in zip(after, table_before):
+        assert a == pytest.approx(b, rel=1e-6, nan_ok=True)
+
+
+def test_tpe_budget_counts_distinct_configurations(tmp_path, tiny_csv, scheduler):
+    """TPE over a 2-point space with a budget of 2: repeated proposals are answered from the earlier
+    trial and not counted, so both points get trained exactly once."""
+    d = tmp_path / "t"
+    res = CliRunner().invoke(main, ["sweep", "run", str(d), "--dataset", tiny_csv, "--tasks", "bpr", "--methods",
+                                    "bpr-only", "--lr", "0.05,0.02", "--trials", "2", "--epochs", "2",
+                                    "--pruner", "none", "--scheduler", scheduler])
+    assert res.exit_code == 0, res.output
+    trials = Sweep.open(d).load_study("bpr-only").trials
+    trained = [t for t in trials if "duplicate_of" not in t.user_attrs]
+    assert sorted(t.params["lr"] for t in trained) == [0.02, 0.05]
+    assert len(Sweep.counted(trials)) == 2
+    for t in trials:
+        if "duplicate_of" in t.user_attrs:
+            assert t.value == trials[t.user_attrs["duplicate_of"]].value
