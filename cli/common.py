@@ -112,15 +112,18 @@ def device_line(device: str) -> str:
 
 
 class ClickReporter:
-    """Per-epoch click progress bar showing the running losses and steps per second."""
+    """Per-epoch click progress bar showing the running losses and steps per second, on a terminal;
+    elsewhere (a file, a pipe) only one line per finished epoch. ``bar=None``: decide by whether
+    stderr is a terminal."""
 
-    def __init__(self, quiet: bool = False):
+    def __init__(self, quiet: bool = False, bar: bool | None = None):
         self.quiet = quiet
         self.bar = None
         self.names: list[str] = []
+        self.use_bar = sys.stderr.isatty() if bar is None else bar
 
     def epoch_start(self, epoch, n_steps):
-        if self.quiet:
+        if self.quiet or not self.use_bar:
             return
         self.t0 = time.perf_counter()
         self.done = 0

@@ -39,26 +39,35 @@ def main():
               help="Encoder of the final embeddings: the table itself (mf) or graph propagation.")
 @click.option("--layers", default=3, show_default=True, type=int, help="Propagation layers K (lightgcn, ngcf).")
 @click.option("--mess-dropout", default=0.1, show_default=True, type=float, help="NGCF message dropout.")
-@click.option("--dim", default=32, show_default=True, type=int)
-@click.option("--batch-size", default=2048, show_default=True, type=int)
+@click.option("--dim", default=32, show_default=True, type=int, help="Embedding size (columns of the user and item tables).")
+@click.option("--batch-size", default=2048, show_default=True, type=int,
+              help="Training interactions per step (capped at the number of training interactions).")
 @click.option("--lr", default=None, type=float,
               help="Adam learning rate (default: tuned per shipped data set, else 0.01; see README).")
 @click.option("--wd", default=None, type=float,
               help="Adam weight decay, added to the gradient (default: tuned per shipped data set, else 1e-4).")
-@click.option("--adam", "adam_mode", default="sparse", show_default=True, type=click.Choice(["sparse", "dense"]))
+@click.option("--adam", "adam_mode", default="sparse", show_default=True, type=click.Choice(["sparse", "dense"]),
+              help="sparse: update only the rows a step touched; dense: every row every step (as PyTorch's Adam).")
 @click.option("--epochs", default=300, show_default=True, type=int, help="Maximum epochs.")
 @click.option("--patience", default=10, show_default=True, type=int, help="Validations without improvement before stopping.")
-@click.option("--eval-every", default=1, show_default=True, type=int)
-@click.option("--monitor", default="recall@20", show_default=True)
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--eval-every", default=1, show_default=True, type=int,
+              help="Validate every N epochs (and after the last); patience counts validations.")
+@click.option("--monitor", default="recall@20", show_default=True,
+              help="Validation metric for early stopping and the best epoch: recall|ndcg|hr|precision|mrr @ 5|10|20|40.")
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="Seed of the split, the initialisation and the sampling (same seed: bit-identical run).")
 @click.option("--threads", default=None, type=int, help="Numba threads (default: all cores).")
-@click.option("--aux-sampling", default="anchored", show_default=True, type=click.Choice(["anchored", "independent"]))
+@click.option("--aux-sampling", default="anchored", show_default=True, type=click.Choice(["anchored", "independent"]),
+              help="anchored: auxiliary samples hang off the batch's users and items; independent: their own batch.")
 @click.option("--data-dir", default=None, help="Folder of the shipped .npz files (default: the repo's datasets/).")
-@click.option("--out", "out_dir", default=None, help="Run directory for config, curve, metrics and embeddings.")
+@click.option("--out", "out_dir", default=None,
+              help="Run directory for config, curve, checkpoint, metrics and embeddings "
+                   "(default: runs/<dataset>-<method>-<date>-<time> under the current folder).")
 @click.option("--record-weights/--no-record-weights", default=True, show_default=True,
               help="PMTRec: write per-epoch weight distributions by user/item group to weights.csv.")
-@click.option("--checkpoint-every", default=1, show_default=True, type=int,
-              help="Epochs between checkpoints in --out (0: none).")
+@click.option("--checkpoint-every", default=30.0, show_default=True, type=float, metavar="SECONDS",
+              help="Seconds between checkpoints in --out (0: after every epoch); always after the first and the "
+                   "last epoch, and on Ctrl-C / SIGTERM (the epoch under way is finished first).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint (an unfinished run, or a "
               "finished one with more --epochs).")
 @click.option("--overwrite", is_flag=True, help="Replace the run in --out (the old one stays until the new one finishes).")
@@ -75,6 +84,7 @@ def fit(dataset, tasks, method, alpha, tau, drop_absent, method_opts, gamma, enc
     from pmtnumba.tasks import default_tasks
     from pmtnumba.training import FitConfig, Trainer
     from pmtnumba.training.config import recommended_lr_wd
+    from pmtnumba.training.budget import format_budget
     from pmtnumba.training.runio import RunWriter
 
     device = pick_device(device)
@@ -102,18 +112,23 @@ def fit(dataset, tasks, method, alpha, tau, drop_absent, method_opts, gamma, enc
     trainer.allow_divergence = allow_divergence
     reporter.names = [t.name for t in trainer.tasks]
     ds = trainer.split.dataset
+    if out_dir is None:  # decided once the options and the data are known to be good
+        from pmtnumba.training.runio import default_run_dir
+
+        out_dir = str(default_run_dir(dataset, cfg.method))
+        click.echo(f"writing the run to {out_dir} (no --out given)", err=True)
     click.echo(f"{ds.name}: {ds.n_users} users, {ds.n_items} items, {trainer.split.train_users.size} train "
                f"interactions | encoder {cfg.encoder} | tasks {','.join(cfg.tasks)} | method {cfg.method} | lr {cfg.lr:g} wd {cfg.wd:g} | "
                f"{device_line(trainer.device)}", err=True)
     result = trainer.fit(out_dir=out_dir, resume=resume, overwrite=overwrite)
-    click.echo(f"best epoch {result.best_epoch} ({len(result.curve)} run, {result.train_seconds:.1f}s training)")
+    click.echo(f"best epoch {result.best_epoch} ({len(result.curve)} run) | {format_budget(result.time_budget)}")
     print_metrics(result.test, cfg.ks)
     if out_dir:
         click.echo(f"results written to {out_dir}")
 
 
 @main.command()
-@click.option("--data-dir", default=None)
+@click.option("--data-dir", default=None, help="Folder of the shipped .npz files (default: the repo's datasets/).")
 @friendly_errors
 def datasets(data_dir):
     """Table-1 style summary of the shipped data sets, computed from the files."""
@@ -151,8 +166,9 @@ _ALLOW_CHANGED = click.option("--allow-changed-data", is_flag=True,
 
 @main.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
-@click.option("--data-dir", default=None)
-@click.option("--part", default="test", type=click.Choice(["valid", "test"]), show_default=True)
+@click.option("--data-dir", default=None, help="Folder of the shipped .npz files (default: the repo's datasets/).")
+@click.option("--part", default="test", type=click.Choice(["valid", "test"]), show_default=True,
+              help="Which held-out part to evaluate on (test masks train and validation items).")
 @_ALLOW_CHANGED
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["cpu", "cuda", "auto"]), help=DEVICE_HELP)
 @friendly_errors
@@ -178,7 +194,7 @@ def evaluate(run_dir, data_dir, part, allow_changed_data, device):
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--user", "user_id", required=True, help="The user's original id.")
 @click.option("-k", "k", default=10, show_default=True, type=int, help="How many items (at most the number of items).")
-@click.option("--data-dir", default=None)
+@click.option("--data-dir", default=None, help="Folder of the shipped .npz files (default: the repo's datasets/).")
 @_ALLOW_CHANGED
 @friendly_errors
 def recommend(run_dir, user_id, k, data_dir, allow_changed_data):
@@ -245,9 +261,11 @@ def weights(run_dir, epoch, plot_dir):
 
 from .compare_cmd import compare  # noqa: E402
 from .gradcheck_cmd import gradcheck  # noqa: E402
+from .plot_cmd import plot  # noqa: E402
 from .sweep_cmd import sweep  # noqa: E402
 
 main.add_command(gradcheck)
+main.add_command(plot)
 main.add_command(compare)
 main.add_command(sweep)
 

@@ -71,13 +71,14 @@ def _methods(text: str) -> list[str]:
               help="Epochs of a trial before it may be pruned.")
 @click.option("--adam", "adam_mode", default="sparse", show_default=True, type=click.Choice(["sparse", "dense"]),
               help="Adam mode of every trial (dense is the paper's torch.optim.Adam setting).")
-@click.option("--dim", default=32, show_default=True, type=int)
-@click.option("--batch-size", default=2048, show_default=True, type=int)
+@click.option("--dim", default=32, show_default=True, type=int, help="Embedding size.")
+@click.option("--batch-size", default=2048, show_default=True, type=int, help="Training interactions per step.")
 @click.option("--epochs", default=300, show_default=True, type=int, help="Maximum epochs per trial.")
 @click.option("--patience", default=10, show_default=True, type=int, help="Validations without improvement before stopping.")
-@click.option("--eval-every", default=1, show_default=True, type=int)
+@click.option("--eval-every", default=1, show_default=True, type=int, help="Validate every N epochs.")
 @click.option("--monitor", default="recall@20", show_default=True, help="Validation metric searched and pruned on.")
-@click.option("--aux-sampling", default="anchored", show_default=True, type=click.Choice(["anchored", "independent"]))
+@click.option("--aux-sampling", default="anchored", show_default=True, type=click.Choice(["anchored", "independent"]),
+              help="Auxiliary samples anchored on the batch, or their own batch.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Split and initialisation seed of every trial.")
 @click.option("--data-dir", default=None, help="Folder of the shipped .npz files (default: the repo's datasets/).")
 @click.option("--storage", default=None,
@@ -170,7 +171,7 @@ def run(sweep_dir, dataset, tasks, methods, space_src, lr, wd, alpha, tau, param
 @click.option("--storage", default=None, help="The sweep's Optuna storage if not the one in sweep.json.")
 @click.option("--scheduler", default=None, help="Address of an existing Dask scheduler (default: embedded cluster).")
 @click.option("--workers", "n_workers", default=None, type=int, help="Embedded cluster: worker processes.")
-@click.option("--quiet", is_flag=True)
+@click.option("--quiet", is_flag=True, help="No progress output.")
 @friendly_errors
 def report(sweep_dir, seeds, sensitivity, ablation, reuse_study_seed, storage, scheduler, n_workers, quiet):
     """Best configuration per method, re-run on --seeds: Table 2, ablation, alpha/tau sensitivity.

@@ -9,6 +9,8 @@ NumPy/Numba engine with hand-derived gradients. The package is organised by what
 - :mod:`pmtnumba.optim`       hand-written (sparse) Adam
 - :mod:`pmtnumba.evaluation`  chunked full-ranking evaluation and metrics
 - :mod:`pmtnumba.training`    the training loop, early stopping and run I/O
+- :mod:`pmtnumba.api`         ``fit``, ``Model`` (recommend, evaluate, load), ``step_inspect``
+- :mod:`pmtnumba.plots`       figures of runs (optional ``plot`` extra)
 """
 
 import os as _os
@@ -51,3 +53,5 @@ if "NUMBA_CACHE_DIR" not in _os.environ:
         pass
 
 __version__ = "0.1.0"
+
+from .api import Model, StepInspection, fit, step_inspect  # noqa: E402  (the Python API)

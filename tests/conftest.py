@@ -105,3 +105,10 @@ def _load_cuda_simulator():
 
 
 _load_cuda_simulator()
+
+
+@pytest.fixture(autouse=True)
+def _in_a_temporary_folder(tmp_path, monkeypatch):
+    """Every test runs in its own empty folder: a fit without --out (it writes to ./runs/) leaves
+    nothing in the checkout."""
+    monkeypatch.chdir(tmp_path)

@@ -14,7 +14,7 @@ class FitConfig:
     method_options: dict = field(default_factory=dict)
     task_options: dict = field(default_factory=dict)
     aux_sampling: str = "anchored"
-    checkpoint_every: int = 1  # epochs between checkpoints in the run directory (0: none)
+    checkpoint_every: float = 30.0  # seconds between checkpoints in the run directory (0: after every epoch)
     record_weights: bool = True  # PMTRec: per-epoch weight distributions (weights.csv)
     encoder: str = "mf"  # mf | lightgcn | ngcf
     layers: int = 3  # propagation layers K of lightgcn / ngcf
@@ -45,7 +45,8 @@ class FitConfig:
         need(self.wd >= 0 and math.isfinite(self.wd), f"--wd must be a finite number >= 0, got {self.wd}")
         need(self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}")
         need(self.patience >= 1, f"--patience must be >= 1, got {self.patience}")
-        need(self.checkpoint_every >= 0, f"--checkpoint-every must be >= 0, got {self.checkpoint_every}")
+        need(self.checkpoint_every >= 0 and math.isfinite(self.checkpoint_every),
+             f"--checkpoint-every must be a number of seconds >= 0, got {self.checkpoint_every}")
         need(self.eval_every >= 1, f"--eval-every must be >= 1, got {self.eval_every}")
         need(self.adam_mode in ("sparse", "dense"), f"--adam must be sparse or dense, got {self.adam_mode}")
         need(self.aux_sampling in ("anchored", "independent"),

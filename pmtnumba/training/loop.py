@@ -7,6 +7,8 @@ The loop itself knows nothing of the terminal: progress goes to an optional ``re
 from __future__ import annotations
 
 import json
+import signal
+import threading
 import time
 from pathlib import Path
 from dataclasses import dataclass, field
@@ -26,6 +28,7 @@ from ..optim import Adam
 from ..provenance import versions
 from ..tasks import Batch, TaskContext, build_tasks, default_tasks
 from . import health, limits, runio, runs
+from .budget import TimeBudget
 from .config import FitConfig
 from .step import StepWorkspace, graph_train_step, train_step
 from .weights import WeightRecorder
@@ -61,6 +64,8 @@ class FitResult:
     item_emb: np.ndarray | None = None
     stopped_early: bool = False
     train_seconds: float = 0.0
+    #: seconds per part of this process's fit (:mod:`.budget`); also in ``metrics.json``
+    time_budget: dict = field(default_factory=dict)
 
 
 CHECKPOINT = "checkpoint.npz"
@@ -89,8 +94,10 @@ class Trainer:
         cfg.validate()
         self.cfg = cfg
         self.reporter = reporter or Reporter()
+        self.budget = TimeBudget()
         if split is None:
-            split = make_split(load_dataset(cfg.dataset, data_dir=cfg.data_dir), cfg.seed)
+            with self.budget.measure("load"):
+                split = make_split(load_dataset(cfg.dataset, data_dir=cfg.data_dir), cfg.seed)
         self.split = split
         ds = split.dataset
         if cfg.tasks is None:
@@ -212,7 +219,8 @@ class Trainer:
         path = Path(path)
         data, meta = runs.read_checkpoint(path)  # validated: keys, shapes, dtypes, finite
         mine, theirs = self.cfg.to_dict(), meta["config"]
-        diff = [k for k in mine if k not in ("epochs", "threads", "patience", "device") and mine[k] != theirs.get(k)]
+        diff = [k for k in mine if k not in ("epochs", "threads", "patience", "device", "checkpoint_every")
+                and mine[k] != theirs.get(k)]
         if diff:
             raise PmtError(f"{path}: checkpoint was written with different settings ({', '.join(diff)}); "
                            f"use another --out or the same options")
@@ -244,16 +252,20 @@ class Trainer:
 
         With ``out_dir``, the run is a transaction on that directory (:class:`.runio.RunWriter`):
         the resolved config (with a fingerprint of the data file) is written first, the per-epoch
-        curve and a checkpoint (every ``cfg.checkpoint_every`` epochs) after each epoch, metrics and
-        embeddings at the end, all into a staging folder that becomes the run at the end. A
-        directory holding another run is refused unless ``resume`` (continue from its checkpoint;
-        the result is bit-identical to an uninterrupted run) or ``overwrite``.
+        curve after each epoch, a checkpoint after the first epoch, then at most every
+        ``cfg.checkpoint_every`` seconds, after the last epoch and when SIGINT or SIGTERM arrives
+        (the epoch under way is finished first, then the fit stops with a :class:`PmtError`),
+        metrics and embeddings at the end, all into a staging folder that becomes the run at the
+        end. A directory holding another run is refused unless ``resume`` (continue from its last
+        checkpoint, replaying the epochs after it; the result is bit-identical to an uninterrupted
+        run) or ``overwrite``.
         """
         if out_dir is None:
             if resume:
                 raise PmtError("--resume needs --out DIR (the run to continue)")
             return self._fit(None)
-        with runio.RunWriter(out_dir, resume=resume, overwrite=overwrite, message=self.reporter.message) as run:
+        with runio.RunWriter(out_dir, resume=resume, overwrite=overwrite, message=self.reporter.message) as run, \
+                _StopSignals(self.reporter.message) as self._signals:
             return self._fit(run)
 
     def _fit(self, run) -> FitResult:
@@ -272,6 +284,7 @@ class Trainer:
                            self.encoder.E.dtype)
         self._watch = health.LossWatch(allow=self.allow_divergence)
         stopped_early = st.bad >= self.cfg.patience
+        self._last_checkpoint = None  # perf_counter of this process's last checkpoint
         for epoch in range(st.epoch + 1, self.cfg.epochs + 1):
             if stopped_early:
                 break
@@ -282,6 +295,10 @@ class Trainer:
             self.reporter.epoch_end(rec)
             stopped_early = st.best_E is not None and st.bad >= self.cfg.patience
             self._save_epoch(run, st, stopped_early)
+            signum = self._signals.received if run is not None else None
+            if signum is not None:
+                raise PmtError(f"stopped by {signal.Signals(signum).name} after epoch {epoch}; its checkpoint is in "
+                               f"{run.stage}: continue with --resume --out {run.run}")
         return self._finish(run, st, stopped_early)
 
     def _start(self, run) -> TrainState:
@@ -297,8 +314,9 @@ class Trainer:
             st = self._resume(run.resume_from)
             self.reporter.message(f"resuming {run.run} after epoch {st.epoch}")
         if run is not None:
-            data = runs.fingerprint_for(self.split.dataset)
-            run.write_json("config.json", {**self.run_config(), **({"data": data} if data else {})})
+            with self.budget.measure("io"):
+                data = runs.fingerprint_for(self.split.dataset)
+                run.write_json("config.json", {**self.run_config(), **({"data": data} if data else {})})
         if cfg.threads is not None:
             numba.set_num_threads(min(cfg.threads, numba.config.NUMBA_NUM_THREADS))
         if self.split.train_users.shape[0] == 0:
@@ -311,12 +329,20 @@ class Trainer:
         cfg, sp = self.cfg, self.split
         ratings = sp.train_ratings
         batches = epoch_batches(sp.train_users.shape[0], self.batch_size, cfg.seed, epoch)
-        self.reporter.epoch_start(epoch, len(batches))
+        first = not getattr(self, "_stepped", False)  # this Trainer's first step compiles (or loads) kernels
+        if first:
+            self._stepped = True
+            if not _kernels_loaded():
+                self.reporter.message("compiling kernels (once per process; later runs load them from the cache) ...")
+            self._warm_evaluation()
+        else:
+            self.reporter.epoch_start(epoch, len(batches))
         loss_sum = np.zeros(len(self.tasks))
         pair_sum = np.zeros(len(self.tasks))
         events0 = self.combiner.events()
         mf = self.encoder.name == "mf"
         t0 = time.perf_counter()
+        t_first = 0.0
         dstep, lo = self.dstep, 0
         if dstep is not None:
             dstep.set_epoch_order(np.concatenate(batches))  # the epoch's order: one upload
@@ -340,8 +366,20 @@ class Trainer:
                 self.weights.observe(rows, weights)
             loss_sum += losses * pairs
             pair_sum += pairs
+            if first and not t_first:
+                t_first = time.perf_counter() - t0
+                ready = self.budget.seconds["compile"] + t_first  # evaluation warm-up + first step
+                if ready >= 0.5:
+                    self.reporter.message(f"kernels ready after {ready:.1f}s (counted apart from training)")
+                self.reporter.epoch_start(epoch, len(batches))
             self.reporter.step_done(epoch, st.step, losses)
         t_epoch = time.perf_counter() - t0
+        if first:  # the first step's excess over the epoch's mean step is compilation, not training
+            n = len(batches)
+            compile_s = max(0.0, t_first - (t_epoch - t_first) / (n - 1)) if n > 1 else 0.0
+            self.budget.add("compile", compile_s)
+            t_epoch -= compile_s
+        self.budget.add("train", t_epoch)
         if dstep is not None:  # the host copy of the table (and moments) for evaluation and checkpoints
             dstep.download(self.encoder.E)
         st.epoch = epoch
@@ -349,7 +387,8 @@ class Trainer:
         if self.weights is not None:
             self.weights.end_epoch(epoch)
             if run is not None:
-                run.write_csv("weights.csv", self.weights.records)
+                with self.budget.measure("io"):
+                    run.write_csv("weights.csv", self.weights.records)
         rec = {"epoch": epoch, "train_seconds": round(t_epoch, 4)}
         for t, task in enumerate(self.tasks):
             rec[f"loss_{task.name}"] = float(loss_sum[t] / pair_sum[t]) if pair_sum[t] else float("nan")
@@ -366,6 +405,7 @@ class Trainer:
         t1 = time.perf_counter()
         val = self.evaluate("valid")
         rec["eval_seconds"] = round(time.perf_counter() - t1, 4)
+        self.budget.add("evaluate", rec["eval_seconds"])
         for k in ("recall@20", "ndcg@20", monitor):
             rec[f"valid_{k}"] = val[k]
         if st.best_E is None or val[monitor] > st.best_value:
@@ -377,13 +417,35 @@ class Trainer:
             st.bad += 1
         rec["best_epoch"] = st.best_epoch
 
+    def _warm_evaluation(self) -> None:
+        """Compile the ranking kernels before the first validation (an evaluation of one user; it
+        changes nothing), so that evaluation time is evaluation and compilation is counted apart."""
+        indptr = self.split.valid[0]
+        users = np.flatnonzero(np.diff(indptr) > 0)[:1]
+        if users.size:
+            with self.budget.measure("compile"):
+                evaluate(self.encoder.user_emb, self.encoder.item_emb, self.split.valid, exclude=[self.split.train],
+                         ks=self.cfg.ks, users=users, **eval_device_kwargs(self.device))
+
+    def _checkpoint_due(self, st: TrainState, stopped_early: bool) -> bool:
+        """After this process's first epoch, then once ``checkpoint_every`` seconds have passed since
+        the last one, after the last epoch, and when a stop signal arrived."""
+        if self._last_checkpoint is None or stopped_early or st.epoch >= self.cfg.epochs:
+            return True
+        if self._signals.received is not None:
+            return True
+        return time.perf_counter() - self._last_checkpoint >= self.cfg.checkpoint_every
+
     def _save_epoch(self, run, st: TrainState, stopped_early: bool) -> None:
         """The curve after every epoch, a checkpoint when due, the early-stop message."""
         cfg = self.cfg
         if run is not None:
-            run.write_csv("curve.csv", st.curve)
-            if cfg.checkpoint_every and (st.epoch % cfg.checkpoint_every == 0 or stopped_early):
-                self._checkpoint(run, st)
+            with self.budget.measure("io"):
+                run.write_csv("curve.csv", st.curve)
+            if self._checkpoint_due(st, stopped_early):
+                with self.budget.measure("checkpoint"):
+                    self._checkpoint(run, st)
+                self._last_checkpoint = time.perf_counter()
         if stopped_early:
             self.reporter.message(
                 f"early stop at epoch {st.epoch}: no {cfg.monitor} improvement in {cfg.patience} validations; "
@@ -398,7 +460,8 @@ class Trainer:
         for k, p in self.encoder.dense_params().items():
             p[...] = st.best_dense[k]
         health.check_table(self.encoder.E, st.best_epoch, "at the best epoch")
-        test = self.evaluate("test")
+        with self.budget.measure("evaluate"):
+            test = self.evaluate("test")
         F = self.encoder.output()
         result = FitResult(
             config=self.run_config(),
@@ -411,7 +474,45 @@ class Trainer:
             stopped_early=stopped_early,
             train_seconds=st.t_train,
         )
+        result.time_budget = self.budget.as_dict()  # as of now: what metrics.json records
         if run is not None:
-            runio.save_result(run, result, self.split.dataset)
-            run.commit()
+            with self.budget.measure("io"):
+                runio.save_result(run, result, self.split.dataset)
+                run.commit()
         return result
+
+
+def _kernels_loaded() -> bool:
+    """Whether this process has already compiled or loaded the step's kernels (Adam's is in every step)."""
+    from ..optim import adam
+
+    return bool(adam.adam_sparse_kernel.signatures or adam.adam_dense_kernel.signatures)
+
+
+class _StopSignals:
+    """While a fit writes a run directory: SIGINT and SIGTERM ask it to stop after the epoch under
+    way, with a checkpoint (``received`` holds the signal); a second one stops at once
+    (KeyboardInterrupt). Outside the main thread (no handlers can be set there) it does nothing."""
+
+    def __init__(self, message):
+        self.message = message
+        self.received = None
+        self._old = {}
+
+    def _handle(self, signum, frame):
+        if self.received is not None:
+            raise KeyboardInterrupt
+        self.received = signum
+        self.message(f"{signal.Signals(signum).name}: finishing this epoch, then writing a checkpoint and stopping "
+                     f"(send it again to stop at once)")
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self._old[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for s, h in self._old.items():
+            signal.signal(s, h)
+        return False

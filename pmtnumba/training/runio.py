@@ -512,6 +512,19 @@ class RunWriter:
         self.close()
 
 
+def default_run_dir(dataset: str, method: str, root="runs") -> Path:
+    """Where a fit without ``--out`` goes: ``runs/<dataset>-<method>-<YYYYmmdd-HHMMSS>`` (a data
+    file's name without its suffix; ``-2``, ``-3``... if that folder exists already)."""
+    name = Path(dataset).stem if ("/" in dataset or os.sep in dataset or "." in dataset) else dataset
+    name = "".join(c if c.isalnum() or c in "-_" else "_" for c in name) or "data"
+    base = Path(root) / f"{name}-{method}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
 def save_result(run, result, dataset) -> None:
     """Write a finished run's ``curve.csv``, ``embeddings.npz`` and ``metrics.json`` into ``run``
     (a :class:`RunWriter`, or a folder path: then written there directly)."""
@@ -546,6 +559,7 @@ def save_result(run, result, dataset) -> None:
             "epochs_run": len(result.curve),
             "stopped_early": result.stopped_early,
             "train_seconds": round(result.train_seconds, 3),
+            "time_budget": getattr(result, "time_budget", None) or None,
             "valid": result.best_valid,
             "test": result.test,
             "effective": result.config.get("effective"),
