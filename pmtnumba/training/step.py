@@ -81,25 +81,37 @@ def multitask_gradients(E, tasks: list[Task], batch: Batch, seed: int, epoch: in
     return rows, G, losses, pairs
 
 
-def train_step(E, tasks, batch, combiner: Combiner, adam: Adam, ctx: StepContext, seed: int,
-               ws: StepWorkspace):
-    """One full step; returns the per-task mean losses and pair counts."""
-    rows, G, losses, pairs = multitask_gradients(E, tasks, batch, seed, ctx.epoch, ctx.step, ws)
-    if not (np.isfinite(losses).all() and all_finite(G)):  # one pass; then find the task at fault
-        for t, task in enumerate(tasks):
-            if not np.isfinite(losses[t]) or not all_finite(G[t]):
-                what = "loss" if not np.isfinite(losses[t]) else "gradient"
-                raise TrainingDiverged(
-                    f"training diverged: task {task.name!r} has a non-finite {what} at epoch {ctx.epoch}, "
-                    f"step {ctx.step}; try a smaller --lr"
-                )
-    ctx.rows = rows
-    g = combiner(G, ctx)
-    if not all_finite(g):
+def check_task_gradients(tasks, losses, G, ctx: StepContext) -> None:
+    """Raise :class:`TrainingDiverged` naming the first task whose loss or ``G[t]`` is not finite
+    (one pass over everything first; the per-task search runs only when something is wrong)."""
+    if np.isfinite(losses).all() and all_finite(G):
+        return
+    for t, task in enumerate(tasks):
+        if not np.isfinite(losses[t]) or not all_finite(G[t]):
+            what = "loss" if not np.isfinite(losses[t]) else "gradient"
+            raise TrainingDiverged(
+                f"training diverged: task {task.name!r} has a non-finite {what} at epoch {ctx.epoch}, "
+                f"step {ctx.step}; try a smaller --lr"
+            )
+
+
+def check_combined(combiner: Combiner, ctx: StepContext, *grads) -> None:
+    """Raise :class:`TrainingDiverged` when a combined gradient is not finite."""
+    if not all(all_finite(g) for g in grads):
         raise TrainingDiverged(
             f"training diverged: the {combiner.name} combiner produced a non-finite gradient at epoch "
             f"{ctx.epoch}, step {ctx.step}"
         )
+
+
+def train_step(E, tasks, batch, combiner: Combiner, adam: Adam, ctx: StepContext, seed: int,
+               ws: StepWorkspace):
+    """One full step; returns the per-task mean losses and pair counts."""
+    rows, G, losses, pairs = multitask_gradients(E, tasks, batch, seed, ctx.epoch, ctx.step, ws)
+    check_task_gradients(tasks, losses, G, ctx)
+    ctx.rows = rows
+    g = combiner(G, ctx)
+    check_combined(combiner, ctx, g)
     adam.step(rows, g)
     return losses, pairs
 
@@ -171,21 +183,10 @@ def graph_train_step(encoder, tasks, batch, combiner: Combiner, adam: Adam, dens
     ``encoder.dense_params()[name]``."""
     F = encoder.forward(key=make_key(seed, ctx.epoch, ctx.step, ENCODER_STREAM), train=True)
     rows, G, losses, pairs = multitask_gradients(F, tasks, batch, seed, ctx.epoch, ctx.step, ws)
-    if not (np.isfinite(losses).all() and all_finite(G)):
-        for t, task in enumerate(tasks):
-            if not np.isfinite(losses[t]) or not all_finite(G[t]):
-                what = "loss" if not np.isfinite(losses[t]) else "gradient"
-                raise TrainingDiverged(
-                    f"training diverged: task {task.name!r} has a non-finite {what} at epoch {ctx.epoch}, "
-                    f"step {ctx.step}; try a smaller --lr"
-                )
+    check_task_gradients(tasks, losses, G, ctx)
     rows0, G0, dense = encoder.backward(rows, G)
     g0, gd = combine_encoder_gradients(combiner, ctx, rows0, G0, dense)
-    if not (all_finite(g0) and all(all_finite(v) for v in gd.values())):
-        raise TrainingDiverged(
-            f"training diverged: the {combiner.name} combiner produced a non-finite gradient at epoch "
-            f"{ctx.epoch}, step {ctx.step}"
-        )
+    check_combined(combiner, ctx, g0, *gd.values())
     adam.step(rows0, g0)
     for name, g in gd.items():
         a = dense_adams[name]
