@@ -158,6 +158,7 @@ class Trainer:
                 self.reporter.message(f"device auto: {why}; training on the cpu")
         self.gpu_name = gpu_name() if self.device == "cuda" else None
         self.dstep = None  # the device step (training/step_cuda.py), made when fit starts
+        self._stepped = False  # whether this Trainer ran a step (its first one compiles or loads kernels)
 
     def run_config(self) -> dict:
         """What ``config.json`` records: the configuration as given, the hyper-parameters the
@@ -329,7 +330,7 @@ class Trainer:
         cfg, sp = self.cfg, self.split
         ratings = sp.train_ratings
         batches = epoch_batches(sp.train_users.shape[0], self.batch_size, cfg.seed, epoch)
-        first = not getattr(self, "_stepped", False)  # this Trainer's first step compiles (or loads) kernels
+        first = not self._stepped
         if first:
             self._stepped = True
             if not _kernels_loaded():
