@@ -25,6 +25,7 @@ def kernels():
     from pmtnumba.combiners.pmtrec_cuda import pmtrec_cuda
     from pmtnumba.data import link_samplers_cuda as L
     from pmtnumba.data.samplers_cuda import sample_unlinked_cuda
+    from pmtnumba.evaluation import topk_cuda as TK
     from pmtnumba.optim import adam_cuda as A
     from pmtnumba import scan_cuda as SC
     from pmtnumba.tasks import rowgrad_cuda as RG
@@ -60,6 +61,8 @@ def kernels():
         (A.dense_local_set_cuda, f"void({i64}, {i64}, {i64})"),
         (A.dense_local_reset_cuda, f"void({i64}, {i64}, {i64})"),
         (A.adam_dense_cuda, f"void({E}, {E}, {i64}, {E}" + ", float32" * 8 + ")"),
+        (TK.scores_kernel(), f"void({E}, {i64}, {E}, {E})"),
+        (TK.topk_rows_cuda(40), f"void({E}, {i64}, {i64}, {i32}, int32[:, ::1], {E})"),
     ]
     import importlib
 
