@@ -14,6 +14,7 @@ import click
 
 from pmtnumba.errors import PmtError
 
+from .split_options import split_kwargs, split_options
 from .common import DEVICE_HELP, ClickReporter, device_line, friendly_errors, method_options, pick_device
 
 
@@ -105,6 +106,7 @@ def _per_method_options(methods, alpha, tau, drop_absent, pairs) -> dict[str, di
 @click.command("compare")
 @click.option("--dataset", required=True,
               help="A shipped data set name (see `pmtnumba datasets`) or a path to a CSV/TSV of interactions.")
+@split_options
 @click.option("--methods", required=True,
               help="Comma-separated methods, or `all` (ew, rlw, graddrop, pcgrad, gradvac, cagrad, aligned-mtl, "
                    "nash-mtl, pmtrec); pmtrec-nofocus and pmtrec-nobalance may be added.")
@@ -141,7 +143,7 @@ def _per_method_options(methods, alpha, tau, drop_absent, pairs) -> dict[str, di
 @click.option("--quiet", is_flag=True, help="No progress output; only the final table.")
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["cpu", "cuda", "auto"]), help=DEVICE_HELP)
 @friendly_errors
-def compare(dataset, methods, seeds, tasks, alpha, tau, drop_absent, method_opts, encoder, layers, dim, batch_size, lr, wd, epochs,
+def compare(dataset, valid_file, test_file, holdout, select_on, methods, seeds, tasks, alpha, tau, drop_absent, method_opts, encoder, layers, dim, batch_size, lr, wd, epochs,
             patience, eval_every, monitor, threads, data_dir, out_dir, run_dirs, record_weights, resume, quiet, device):
     """Train several methods on the same splits (one per seed) and tabulate mean ± std test metrics.
 
@@ -152,6 +154,7 @@ def compare(dataset, methods, seeds, tasks, alpha, tau, drop_absent, method_opts
     config.json.
     """
     from pmtnumba.training import FitConfig
+    from pmtnumba.data.split import OPTIMISTIC
     from pmtnumba.training.compare import format_table, run_compare
 
     device = pick_device(device)
@@ -162,7 +165,7 @@ def compare(dataset, methods, seeds, tasks, alpha, tau, drop_absent, method_opts
         dataset=dataset, tasks=None if tasks is None else [t.strip() for t in tasks.split(",") if t.strip()],
         method=method_list[0], encoder=encoder, layers=layers, dim=dim, batch_size=batch_size, lr=lr, wd=wd, epochs=epochs, patience=patience,
         eval_every=eval_every, monitor=monitor, threads=threads, data_dir=data_dir, record_weights=record_weights,
-        device=device,
+        device=device, **split_kwargs(valid_file, test_file, holdout, select_on),
     )
     cfg.validate()
     if out_dir is None:
@@ -179,7 +182,7 @@ def compare(dataset, methods, seeds, tasks, alpha, tau, drop_absent, method_opts
     t0 = time.perf_counter()
     summary = run_compare(dataset, method_list, seed_list, cfg, method_options=opts,
                           reporter_factory=reporter_factory, out_dir=out_dir, save_runs=run_dirs, resume=resume)
-    click.echo(format_table(summary))
+    click.echo(format_table(summary, protocol=OPTIMISTIC if select_on == "test" else None))
     out = Path(out_dir)
     files = ", ".join(f for f in ("runs.csv", "summary.csv", "summary.md", "config.json") if (out / f).is_file())
     extra = " and <method>/seed<k>/ run directories" if run_dirs else ""

@@ -12,6 +12,7 @@ import numpy as np
 from pmtnumba.errors import PmtError
 
 # shared with the command modules (compare_cmd)
+from .split_options import split_kwargs, split_options
 from .common import DEVICE_HELP, ClickReporter, device_line, friendly_errors, method_options, pick_device, print_metrics
 
 
@@ -22,8 +23,10 @@ def main():
 
 
 @main.command()
-@click.option("--dataset", default="videogame", show_default=True,
-              help="A shipped data set name (see `pmtnumba datasets`) or a path to a CSV/TSV of interactions.")
+@click.option("--dataset", "--train", "dataset", default="videogame", show_default=True,
+              help="A shipped data set name (see `pmtnumba datasets`) or a path to a CSV/TSV of interactions "
+                   "(with --test: the training file of a fixed split).")
+@split_options
 @click.option("--tasks", default=None, help="Comma-separated tasks; default: the data set's paper task set.")
 @click.option("--method", default="ew", show_default=True,
               type=click.Choice(["ew", "rlw", "graddrop", "pcgrad", "gradvac", "cagrad", "aligned-mtl", "nash-mtl",
@@ -76,11 +79,12 @@ def main():
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["cpu", "cuda", "auto"]), help=DEVICE_HELP)
 @friendly_errors
-def fit(dataset, tasks, method, alpha, tau, drop_absent, method_opts, gamma, encoder, layers, mess_dropout, dim, batch_size, lr, wd, adam_mode, epochs, patience, eval_every, monitor,
+def fit(dataset, valid_file, test_file, holdout, select_on, tasks, method, alpha, tau, drop_absent, method_opts, gamma, encoder, layers, mess_dropout, dim, batch_size, lr, wd, adam_mode, epochs, patience, eval_every, monitor,
         seed, threads, aux_sampling, data_dir, out_dir, record_weights, checkpoint_every, resume, overwrite,
         allow_divergence, quiet, device):
     """Train embeddings with early stopping and report test metrics of the best epoch."""
     from pmtnumba.data import SHIPPED
+    from pmtnumba.data.split import OPTIMISTIC
     from pmtnumba.tasks import default_tasks
     from pmtnumba.training import FitConfig, Trainer
     from pmtnumba.training.config import recommended_lr_wd
@@ -105,7 +109,7 @@ def fit(dataset, tasks, method, alpha, tau, drop_absent, method_opts, gamma, enc
         mess_dropout=mess_dropout, dim=dim, batch_size=batch_size, lr=lr, wd=wd, adam_mode=adam_mode, epochs=epochs,
         patience=patience, eval_every=eval_every, monitor=monitor, seed=seed, threads=threads,
         aux_sampling=aux_sampling, data_dir=data_dir, record_weights=record_weights,
-        checkpoint_every=checkpoint_every, device=device,
+        checkpoint_every=checkpoint_every, device=device, **split_kwargs(valid_file, test_file, holdout, select_on),
     )
     reporter = ClickReporter(quiet=quiet)
     trainer = Trainer(cfg, reporter=reporter)
@@ -122,7 +126,8 @@ def fit(dataset, tasks, method, alpha, tau, drop_absent, method_opts, gamma, enc
                f"{device_line(trainer.device)}", err=True)
     result = trainer.fit(out_dir=out_dir, resume=resume, overwrite=overwrite)
     click.echo(f"best epoch {result.best_epoch} ({len(result.curve)} run) | {format_budget(result.time_budget)}")
-    print_metrics(result.test, cfg.ks)
+    click.echo(f"protocol: {trainer.split.protocol}")
+    print_metrics(result.test, cfg.ks, **({"title": f"test, {OPTIMISTIC}"} if cfg.select_on == "test" else {}))
     if out_dir:
         click.echo(f"results written to {out_dir}")
 
@@ -179,10 +184,12 @@ def evaluate(run_dir, data_dir, part, allow_changed_data, device):
 
     device = pick_device(device)
     cfg, metrics, emb, sp = _load_run_split(run_dir, data_dir, allow_changed_data)
-    heldout, exclude = (sp.valid, [sp.train]) if part == "valid" else (sp.test, [sp.train, sp.valid])
+    heldout, exclude = sp.parts(part)
     ks = tuple(cfg.get("ks", (5, 10, 20, 40)))
     m = eval_fn(emb["user_emb"], emb["item_emb"], heldout, exclude=exclude, ks=ks, **eval_device_kwargs(device))
     click.echo(device_line(device), err=True)
+    if sp.select_on == "test":
+        click.echo(f"protocol: {sp.protocol}")
     print_metrics(m, ks, title=part)
     k = cfg.get("monitor", "recall@20")
     saved = (metrics or {}).get(part) or {}

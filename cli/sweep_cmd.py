@@ -12,6 +12,7 @@ import click
 
 from pmtnumba.errors import PmtError
 
+from .split_options import split_kwargs, split_options
 from .common import friendly_errors
 
 
@@ -46,6 +47,7 @@ def _methods(text: str) -> list[str]:
 @click.argument("sweep_dir", type=click.Path(file_okay=False))
 @click.option("--dataset", required=True,
               help="A shipped data set name or a path to a CSV/TSV of interactions (workers must see it).")
+@split_options(select=False)
 @click.option("--tasks", default=None, help="Comma-separated tasks; default: the data set's paper task set.")
 @click.option("--methods", default="bpr-only,ew,pmtrec", show_default=True,
               help="Comma-separated methods, each its own study: bpr-only (the main task alone), ew, rlw, graddrop, "
@@ -90,7 +92,7 @@ def _methods(text: str) -> list[str]:
               help="Embedded cluster: single-threaded worker processes (default: one per core).")
 @click.option("--quiet", is_flag=True, help="Only the final summary.")
 @friendly_errors
-def run(sweep_dir, dataset, tasks, methods, space_src, lr, wd, alpha, tau, params, trials, pruner, prune_startup,
+def run(sweep_dir, dataset, valid_file, test_file, holdout, tasks, methods, space_src, lr, wd, alpha, tau, params, trials, pruner, prune_startup,
         prune_warmup, adam_mode, dim, batch_size, epochs, patience, eval_every, monitor, aux_sampling, seed, data_dir,
         storage, scheduler, n_workers, quiet):
     """Search each method's hyper-parameters on validation; re-running the same command continues it.
@@ -121,7 +123,8 @@ def run(sweep_dir, dataset, tasks, methods, space_src, lr, wd, alpha, tau, param
     base_lr, base_wd = recommended_lr_wd(name, task_list if task_list is not None else default_tasks(name))
     cfg = FitConfig(dataset=dataset, tasks=task_list, dim=dim, batch_size=batch_size, lr=base_lr, wd=base_wd,
                     adam_mode=adam_mode, epochs=epochs, patience=patience, eval_every=eval_every, monitor=monitor,
-                    aux_sampling=aux_sampling, data_dir=data_dir)
+                    aux_sampling=aux_sampling, data_dir=data_dir,
+                    **split_kwargs(valid_file, test_file, holdout, absolute=True))
     settings = sweep_settings(
         name=Path(sweep_dir).resolve().name, dataset=dataset, base_config=cfg, methods=_methods(methods), space=space,
         trials=trials, pruner={"name": pruner, "startup": prune_startup, "warmup": prune_warmup}, seed=seed,

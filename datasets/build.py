@@ -64,6 +64,10 @@ SHA256 = {
     "lastfm/trustnetwork.txt": "5b5bd7cbe4d22f3cd333dbfc7ec4b995cb2bdb28d95b0e9c5fc5607079f7b69e",
     "filmtrust/ratings.txt": "241167424e24d588e8871d68641e94ead98d5b3a4f0db01ef3181a74ad35e7a1",
     "filmtrust/trust.txt": "64573a033add72b988a0fb140fdbc0ad3464cb9821f940007aff6fda44b09603",
+    "gowalla/s_adj_mat.npz": "6ab3ab7aa1278da3717054c60258d88d2d2d78914fa62db2b13da9321e397cab",
+    "gowalla/test.txt": "099a2a73924e4b754dc6efd730d764f492321b53c38eb93298850c83acf57be3",
+    "gowalla/user_list.txt": "5344c4d0deef610e1f148f23ad216a0db03b36f88834cd39a06786a672c5f5a1",
+    "gowalla/item_list.txt": "6b186f92890cc3f0c15a6dae5d6285f125a302bb8c5ea0cd9a16cf9c16347139",
 }
 
 SOURCE = {
@@ -74,6 +78,7 @@ SOURCE = {
     "grocery": "Amazon 2014 Grocery and Gourmet Food 5-core minus each user's last two; github.com/THUwangcy/ReChorus @ 42ac0c6f2486556f42631380db9d00ad3ecf894b data/Grocery_and_Gourmet_Food",
     "lastfm": "HetRec 2011 lastfm-2k (LightGCN processing); github.com/gusye1234/LightGCN-PyTorch @ 947ca2b3b1d2d3545b114145710cb06c4e57b3d2 data/lastfm",
     "filmtrust": "FilmTrust (Guo et al. IJCAI'13); github.com/yushundong/Graph-Mining-Fairness-Data @ 86a17feb5bcfe325c662284d7ac6450cea322755 filmtrust/",
+    "gowalla": "Gowalla check-ins (Cho et al. KDD'11, SNAP loc-gowalla), 10-core split of NGCF (Wang et al. SIGIR'19) and LightGCN (He et al. SIGIR'20); github.com/gusye1234/LightGCN-PyTorch @ 947ca2b3b1d2d3545b114145710cb06c4e57b3d2 data/gowalla (s_adj_mat.npz = train, test.txt)",
 }
 
 
@@ -414,6 +419,62 @@ def build_filmtrust(raw: Raw) -> dict:
     return out
 
 
+def _id_list(path: Path) -> np.ndarray:
+    """``org_id remap_id`` lines (after a header) -> the original id of each remapped id."""
+    a = np.loadtxt(path, skiprows=1, dtype=np.int64, ndmin=2)
+    order = np.argsort(a[:, 1])
+    return a[order, 0], a[order, 1]
+
+
+def build_gowalla(raw: Raw) -> dict:
+    """The NGCF/LightGCN Gowalla split, kept as given: train (the upper-right block of the training
+    adjacency) and test, ids as remapped by the authors (user u, item j of ``test.txt``), the
+    split in ``split`` (0 train, 2 test; no validation part)."""
+    import scipy.sparse
+
+    n = "gowalla"
+    n_users, n_items = 29_858, 40_981
+    adj = scipy.sparse.load_npz(raw.path("gowalla/s_adj_mat.npz")).tocsr()
+    expect(n, "adjacency shape", adj.shape, (n_users + n_items, n_users + n_items))
+    expect(n, "adjacency symmetric", (adj != adj.T).nnz, 0)
+    expect(n, "user-user / item-item blocks empty", (adj[:n_users, :n_users].nnz, adj[n_users:, n_users:].nnz), (0, 0))
+    block = adj[:n_users, n_users:].tocoo()
+    expect(n, "adjacency values", np.unique(block.data).tolist(), [1.0])
+    tr_u, tr_i = block.row.astype(np.int64), block.col.astype(np.int64)
+    te_u, te_i = [], []
+    with open(raw.path("gowalla/test.txt")) as fh:
+        for lineno, line in enumerate(fh, 1):
+            f = line.split()
+            if len(f) < 2:
+                raise BuildError(f"gowalla/test.txt: line {lineno}: expected a user id and item ids")
+            te_u.append(np.full(len(f) - 1, int(f[0]), np.int64))
+            te_i.append(np.array(f[1:], dtype=np.int64))
+    te_u, te_i = np.concatenate(te_u), np.concatenate(te_i)
+    expect(n, "training interactions", int(tr_u.size), 810_128)
+    expect(n, "test interactions", int(te_u.size), 217_242)
+    users = np.concatenate([tr_u, te_u])
+    items = np.concatenate([tr_i, te_i])
+    labels = np.concatenate([np.zeros(tr_u.size, np.int8), np.full(te_u.size, 2, np.int8)])
+    rm = remap_interactions(users, items)
+    expect(n, "users, items", (rm.n_users, rm.n_items), (n_users, n_items))
+    expect(n, "ids kept as given (0..n-1)", (bool(np.array_equal(rm.user_raw, np.arange(n_users))),
+                                              bool(np.array_equal(rm.item_raw, np.arange(n_items)))), (True, True))
+    expect(n, "pairs in both train and test", rm.n_duplicates, 0)
+    split = labels[rm.keep]
+    expect(n, "test users and items all in train",
+           (int(np.setdiff1d(rm.users[split == 2], rm.users[split == 0]).size),
+            int(np.setdiff1d(rm.items[split == 2], rm.items[split == 0]).size)), (0, 0))
+    out = _base(n, rm)
+    out["split"] = split.astype(np.int8)
+    out["user_raw"] = rm.user_raw.astype(np.int32)
+    out["item_raw"] = rm.item_raw.astype(np.int32)
+    for kind, rel, count in (("user", "gowalla/user_list.txt", n_users), ("item", "gowalla/item_list.txt", n_items)):
+        org, remap = _id_list(raw.path(rel))
+        expect(n, f"{kind}_list remap ids", bool(np.array_equal(remap, np.arange(count))), True)
+        out[f"{kind}_org_id"] = org.astype(np.int32 if org.max() < 2**31 else np.int64)  # original Gowalla ids
+    return out
+
+
 BUILDERS = {
     "epinion": build_epinion,
     "office": build_office,
@@ -422,6 +483,7 @@ BUILDERS = {
     "lastfm": build_lastfm,
     "filmtrust": build_filmtrust,
     "grocery": build_grocery,
+    "gowalla": build_gowalla,
 }
 assert tuple(BUILDERS) == SHIPPED
 
@@ -445,6 +507,8 @@ def summary_line(s: dict, arrays: dict, path: Path, notes=()) -> str:
         parts.append(f"also_bought {s['also_bought']:,}")
     if s["also_viewed"] is not None:
         parts.append(f"also_viewed {s['also_viewed']:,}")
+    if s.get("fixed_split"):
+        parts.append(f"fixed split {s['fixed_split']}")
     line = ", ".join(parts) + f" -> {path.name} ({path.stat().st_size / 2**20:.2f} MiB)"
     if notes:
         line += "; links kept: " + "; ".join(notes)

@@ -88,14 +88,20 @@ def dataset_from_frame(df, name: str = "dataframe", user="user", item="item", ra
                    ratings=rm.ratings, user_raw=rm.user_raw, item_raw=rm.item_raw, source="")
 
 
-def _split_of(dataset, seed: int, data_dir=None):
-    """(name, split) for a shipped name, a file path, a Dataset or a pandas DataFrame."""
+def _split_of(dataset, seed: int, data_dir=None, options=None):
+    """(name, split) for a shipped name, a file path, a Dataset or a pandas DataFrame; ``options``
+    may hold the fixed-split options ``valid_file``, ``test_file``, ``holdout``, ``select_on``."""
     from .data import load_dataset
     from .data.dataset import Dataset
     from .data.split import make_split
 
+    options = options or {}
+    files = {"valid": options.get("valid_file"), "test": options.get("test_file")}
+    split_opts = {k: options[k] for k in ("holdout", "select_on") if options.get(k) is not None}
     if isinstance(dataset, (str, Path)):
-        ds = load_dataset(str(dataset), data_dir=data_dir)
+        ds = load_dataset(str(dataset), data_dir=data_dir, **files)
+    elif any(files.values()):
+        raise PmtError("valid_file / test_file need the training data as a file path")
     elif isinstance(dataset, Dataset):
         ds = dataset
     elif hasattr(dataset, "columns") and hasattr(dataset, "to_numpy"):
@@ -103,7 +109,7 @@ def _split_of(dataset, seed: int, data_dir=None):
     else:
         raise PmtError(f"dataset must be a shipped name, a file path, a Dataset or a DataFrame, "
                        f"got {type(dataset).__name__}")
-    return (str(dataset) if isinstance(dataset, (str, Path)) else ds.name), make_split(ds, seed)
+    return (str(dataset) if isinstance(dataset, (str, Path)) else ds.name), make_split(ds, seed, **split_opts)
 
 
 class Model:
@@ -163,8 +169,7 @@ class Model:
 
         if self.split is None:
             raise PmtError("this model has no split to evaluate on")
-        sp = self.split
-        heldout, exclude = (sp.valid, [sp.train]) if part == "valid" else (sp.test, [sp.train, sp.valid])
+        heldout, exclude = self.split.parts(part)
         return evaluate(self.user_emb, self.item_emb, heldout, exclude=exclude, ks=tuple(self.config.get("ks", (5, 10, 20, 40))))
 
 
@@ -173,7 +178,10 @@ def fit(dataset="videogame", *, out=None, resume: bool = False, overwrite: bool 
     """Train as ``pmtnumba fit`` does and return the :class:`Model` of the best validation epoch.
 
     ``dataset``: a shipped name, a CSV/TSV path, a :class:`~pmtnumba.data.dataset.Dataset`, or a
-    pandas DataFrame with ``user`` and ``item`` columns (and optionally ``rating``). ``options``:
+    pandas DataFrame with ``user`` and ``item`` columns (and optionally ``rating``). A fixed split:
+    ``dataset`` is the training file and ``valid_file=``/``test_file=`` the others (or a ``split``
+    column, or a shipped set that carries one, e.g. ``"gowalla"``); ``holdout=`` (default 0.1) and
+    ``select_on="test"`` (optimistic) as in ``pmtnumba fit``. ``options``:
     ``method``, ``tasks`` (list or comma-separated), ``epochs``, ``lr``, ``wd``, ``dim``,
     ``batch_size``, ``seed``, ``threads``, ``alpha``, ``tau``, ... (the fields of
     :class:`~pmtnumba.training.FitConfig`); lr and wd default to the tuned pair of a shipped set.
@@ -184,14 +192,14 @@ def fit(dataset="videogame", *, out=None, resume: bool = False, overwrite: bool 
 
     seed = int(options.get("seed", 0))
     t0 = time.perf_counter()
-    name, split = _split_of(dataset, seed, data_dir)
+    name, split = _split_of(dataset, seed, data_dir, options)
     t_load = time.perf_counter() - t0
     cfg = _config(name, {**options, "data_dir": data_dir})
     trainer = Trainer(cfg, split=split, reporter=reporter)
     trainer.budget.add("load", t_load)  # loaded here, not by the Trainer: its clock starts earlier
     trainer.budget.t0 -= t_load
     res = trainer.fit(out_dir=out, resume=resume, overwrite=overwrite)
-    metrics = {"best_epoch": res.best_epoch, "epochs_run": len(res.curve), "stopped_early": res.stopped_early,
+    metrics = {"protocol": split.protocol, "best_epoch": res.best_epoch, "epochs_run": len(res.curve), "stopped_early": res.stopped_early,
                "valid": res.best_valid, "test": res.test, "time_budget": res.time_budget, "curve": res.curve}
     ds = split.dataset
     return Model(res.config, res.user_emb, res.item_emb,
@@ -237,7 +245,7 @@ def step_inspect(dataset="office", *, step: int = 1, data_dir=None, **options) -
 
     options = {"method": "pmtrec", **options}
     seed = int(options.get("seed", 0))
-    name, split = _split_of(dataset, seed, data_dir)
+    name, split = _split_of(dataset, seed, data_dir, options)
     cfg = _config(name, {**options, "data_dir": data_dir, "record_weights": True})
     tr = Trainer(cfg, split=split)
     batches = epoch_batches(split.train_users.shape[0], tr.batch_size, cfg.seed, 1)

@@ -27,6 +27,7 @@ DOCUMENTED = {
     "filmtrust": dict(users=1_508, items=2_071, interactions=35_494, social=1_632, ratings=True),
     "grocery": dict(users=14_681, items=8_687, interactions=121_892, also_bought=247_070, also_viewed=124_197,
                     categories=56, ratings=False),
+    "gowalla": dict(users=29_858, items=40_981, interactions=1_027_370, ratings=False),  # 810,128 train + 217,242 test
 }
 
 

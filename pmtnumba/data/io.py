@@ -33,7 +33,7 @@ import numpy as np
 from pmtnumba.data.dataset import Dataset
 from pmtnumba.errors import DataError
 
-SHIPPED = ("epinion", "office", "videogame", "ciao", "lastfm", "filmtrust", "grocery")
+SHIPPED = ("epinion", "office", "videogame", "ciao", "lastfm", "filmtrust", "grocery", "gowalla")
 
 #: keys every .npz must carry, and the dtype kind each must have ("i" int, "f" float, "U" str)
 _REQUIRED = ("name", "n_users", "n_items", "users", "items", "user_raw", "item_raw")
@@ -44,6 +44,7 @@ USER_COLUMNS = ("user", "user_id", "userid")
 ITEM_COLUMNS = ("item", "item_id", "itemid", "artist", "artist_id", "artistid")
 RATING_COLUMNS = ("rating",)
 TIME_COLUMNS = ("time", "timestamp")
+SPLIT_COLUMNS = ("split",)  # values train / valid (validation, val) / test: a fixed split
 
 # canonical integer literals only, so "007" and "7" stay distinct ids (then all ids are strings)
 _INT_RE = re.compile(r"^-?(0|[1-9]\d{0,17})$")
@@ -320,6 +321,15 @@ def dataset_from_arrays(arrays: dict, path, name: str | None = None) -> Dataset:
     times = arrays.get("times")
     if times is not None:
         _check(times.dtype.kind in "iu" and times.shape == (m,), path, "'times' must be integer [M]")
+    split = arrays.get("split")
+    if split is not None:
+        _check(split.dtype.kind in "iu" and split.shape == (m,), path, "'split' must be integer [M]")
+        if split.size:
+            _check(int(split.min()) >= 0 and int(split.max()) <= 2, path,
+                   "'split' labels must be 0 (train), 1 (valid) or 2 (test)")
+            from pmtnumba.data.fixed import check_npz_split
+
+            check_npz_split(users, items, split, path)
     known = set(_REQUIRED) | set(_LINK_KEYS) | {"ratings", "item_category"}
     extra = {k: v for k, v in arrays.items() if k not in known}
     stored_name = str(arrays["name"])
@@ -507,9 +517,25 @@ def _read_table(path: Path):
     return [_norm(str(c)) for c in df.columns], df, sep, lines
 
 
-def _load_text(path: Path, name: str | None = None) -> Dataset:
+@dataclass
+class ParsedTable:
+    """The interaction columns of one delimited file, before id remapping (one entry per kept line)."""
+
+    path: Path
+    users: np.ndarray  # raw ids (int64 or str)
+    items: np.ndarray
+    ratings: np.ndarray | None  # float64
+    times: np.ndarray | None  # int64 unix seconds
+    split: object | None  # the 'split' column's strings (pandas Series) or None
+    lines: np.ndarray  # int64 1-based file line of each entry
+
+
+def parse_table(path: Path) -> ParsedTable:
+    """Read a user's delimited file: header, user and item columns, optional rating, time and
+    ``split`` columns; blank lines dropped. :class:`DataError` names the file and line of a problem."""
     import pandas as pd
 
+    path = Path(path)
     names, df, sep, lines = _read_table(path)
     ucol = _find_column(names, USER_COLUMNS)
     icol = _find_column(names, ITEM_COLUMNS)
@@ -522,6 +548,7 @@ def _load_text(path: Path, name: str | None = None) -> Dataset:
         )
     rcol = _find_column(names, RATING_COLUMNS)
     tcol = _find_column(names, TIME_COLUMNS)
+    scol = _find_column(names, SPLIT_COLUMNS)
     # blank lines: every field empty -> dropped
     blank = (df == "").all(axis=1).to_numpy()
     if blank.any():
@@ -550,13 +577,22 @@ def _load_text(path: Path, name: str | None = None) -> Dataset:
     times = None
     if tcol is not None:
         times = _parse_times(df.iloc[:, tcol].str.strip(), path, lines)
-    rm = remap_interactions(_raw_ids(users_s), _raw_ids(items_s), ratings=ratings, times=times)
+    split = None if scol is None else df.iloc[:, scol].str.strip()
+    return ParsedTable(path, _raw_ids(users_s), _raw_ids(items_s), ratings, times, split, lines)
+
+
+def dataset_from_parsed(t: ParsedTable, name: str | None = None, labels=None) -> Dataset:
+    """Remap one parsed table into a :class:`Dataset` (``labels``: a fixed split, int8 per entry,
+    carried through the de-duplication into ``extra["split"]``)."""
+    rm = remap_interactions(t.users, t.items, ratings=t.ratings, times=t.times)
     extra = {}
     if rm.times is not None:
         extra["times"] = rm.times
     extra["duplicates_dropped"] = np.int64(rm.n_duplicates)
+    if labels is not None:
+        extra["split"] = np.asarray(labels, dtype=np.int8)[rm.keep]
     return Dataset(
-        name=name or path.stem,
+        name=name or t.path.stem,
         n_users=rm.n_users,
         n_items=rm.n_items,
         users=rm.users,
@@ -564,9 +600,18 @@ def _load_text(path: Path, name: str | None = None) -> Dataset:
         ratings=rm.ratings,
         user_raw=rm.user_raw,
         item_raw=rm.item_raw,
-        source=str(path),
+        source=str(t.path),
         extra=extra,
     )
+
+
+def _load_text(path: Path, name: str | None = None) -> Dataset:
+    t = parse_table(path)
+    if t.split is not None:  # a split column: the file carries its own split
+        from pmtnumba.data.fixed import split_column_labels
+
+        return split_column_labels(t, name)
+    return dataset_from_parsed(t, name)
 
 
 def _load_social_file(path: Path, user_raw: np.ndarray, n_users: int) -> np.ndarray:
@@ -595,7 +640,8 @@ def _load_social_file(path: Path, user_raw: np.ndarray, n_users: int) -> np.ndar
     return clean_links(src, dst, n_users)
 
 
-def load_dataset(name_or_path, data_dir: str | os.PathLike | None = None, social=None) -> Dataset:
+def load_dataset(name_or_path, data_dir: str | os.PathLike | None = None, social=None, valid=None,
+                 test=None) -> Dataset:
     """Load a shipped data set by name, or a user's own file by path.
 
     Parameters
@@ -611,6 +657,10 @@ def load_dataset(name_or_path, data_dir: str | os.PathLike | None = None, social
     social : path, optional
         For a user's file: a side file of user-user links, two columns of raw user ids
         (truster, trustee); links to unknown users are dropped.
+    valid, test : path, optional
+        A fixed split from separate files: ``name_or_path`` is then the training file and these
+        the validation / test files (same format; every user and item in them must occur in the
+        training file, and no pair in two parts). See :mod:`pmtnumba.data.fixed`.
 
     Raises
     ------
@@ -618,7 +668,11 @@ def load_dataset(name_or_path, data_dir: str | os.PathLike | None = None, social
         Missing or malformed file; the message names the file (and the line, where it applies).
     """
     key = str(name_or_path)
-    if key in SHIPPED:  # a shipped name wins; pass "./office" for a file of that name
+    if valid is not None or test is not None:
+        from pmtnumba.data.fixed import load_split_files
+
+        ds = load_split_files(name_or_path, valid=valid, test=test)
+    elif key in SHIPPED:  # a shipped name wins; pass "./office" for a file of that name
         folder = _data_dir(data_dir, name=key)
         ds = dataset_from_arrays(_read_npz(folder / f"{key}.npz"), folder / f"{key}.npz")
     else:
@@ -657,13 +711,24 @@ def summarize(ds: Dataset) -> dict:
         "items_with_category": None if cat is None else int((cat >= 0).sum()),
         "also_viewed": None if ds.also_viewed is None else int(ds.also_viewed.shape[0]),
         "also_bought": None if ds.also_bought is None else int(ds.also_bought.shape[0]),
+        "fixed_split": split_counts(ds),
     }
+
+
+def split_counts(ds: Dataset) -> str | None:
+    """``"train N / valid N / test N"`` of a data set that carries its own split (parts present), else None."""
+    lab = ds.extra.get("split") if ds.extra else None
+    if lab is None:
+        return None
+    c = np.bincount(np.asarray(lab, dtype=np.int64), minlength=3)
+    return " / ".join(f"{name} {int(c[k]):,}" for k, name in enumerate(("train", "valid", "test")) if c[k])
 
 
 def summary_table(names=SHIPPED, data_dir=None) -> list[dict]:
     """One :func:`summarize` dict per data set (names or paths), computed from the files.
 
     Keys: name, users, items, interactions, density, ratings (bool), social, categories,
-    items_with_category, also_viewed, also_bought (None where the relation is absent).
+    items_with_category, also_viewed, also_bought (None where the relation is absent), fixed_split
+    (the counts of a data set's own split, None for a data set split at random per seed).
     """
     return [summarize(load_dataset(n, data_dir=data_dir)) for n in names]

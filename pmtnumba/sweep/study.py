@@ -281,7 +281,9 @@ def run_sweep(sweep_dir, settings: dict, *, scheduler: str | None = None, n_work
 
     op = optuna()
     op.logging.set_verbosity(op.logging.WARNING)
-    load_dataset(settings["dataset"], data_dir=settings["base_config"].get("data_dir"))  # bad data fails now
+    bc = settings["base_config"]
+    load_dataset(settings["dataset"], data_dir=bc.get("data_dir"), valid=bc.get("valid_file"),
+                 test=bc.get("test_file"))  # bad data fails now
     sweep = Sweep.create_or_resume(sweep_dir, settings)
     commit = git_commit()
     progress = progress or (lambda ev: None)

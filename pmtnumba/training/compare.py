@@ -49,7 +49,7 @@ import numpy as np
 from ..combiners import COMBINERS, make_combiner
 from ..data import load_dataset
 from ..data.dataset import Dataset
-from ..data.split import make_split
+from ..data.split import make_split, protocol_label
 from ..errors import PmtError, TrainingDiverged
 from . import runio
 from .config import FitConfig
@@ -244,9 +244,9 @@ def format_markdown(summary: list[dict], caption: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def format_table(summary: list[dict]) -> str:
+def format_table(summary: list[dict], protocol: str | None = None) -> str:
     """The same table as plain text for a terminal: ``*`` marks the best mean of a column, ``+``
-    the runner-up."""
+    the runner-up; ``protocol`` (how the test scores were obtained) ends the legend."""
     cols = _table_columns(summary)
     ranks = {key: _ranks(summary, key) for _, key in cols}
     body = []
@@ -261,7 +261,8 @@ def format_table(summary: list[dict]) -> str:
         lines.append("  ".join(c.ljust(widths[0]) if j == 0 else c.rjust(widths[j]) for j, c in enumerate(b)))
     lines = [ln.rstrip() for ln in lines]
     n = max((r["n_seeds"] + r.get("n_failed", 0) for r in summary), default=0)
-    lines.append(f"mean ± std over {n} seed(s) (std ddof={1 if n > 1 else 0}); * best, + runner-up per column")
+    lines.append(f"mean ± std over {n} seed(s) (std ddof={1 if n > 1 else 0}); * best, + runner-up per column"
+                 + (f"; {protocol}" if protocol else ""))
     return "\n".join(lines)
 
 
@@ -272,7 +273,7 @@ def read_runs(path) -> list[dict]:
         for r in csv.DictReader(f):
             row = {}
             for k, v in r.items():
-                if k in ("method", "status", "error", "split_sha1"):
+                if k in ("method", "status", "error", "split_sha1", "protocol"):
                     row[k] = v
                 elif v in ("True", "False"):
                     row[k] = v == "True"
@@ -338,7 +339,7 @@ def run_compare(dataset, methods: list[str], seeds: list[int], base_config: FitC
             if (method, seed) in cmp.done:
                 continue
             if split is None:  # once per seed, shared by all its methods
-                split = make_split(ds, seed)
+                split = make_split(ds, seed, **base.split_options())
             cmp.add(_run_one(cmp, split, method, seed, method_options, reporter_factory,
                              save_runs, f"[{i_run}/{n_total}]"))
     return cmp.summary(methods)
@@ -352,7 +353,7 @@ def _base_config(dataset, base_config: FitConfig, method: str) -> tuple[FitConfi
         ds = dataset
         base.dataset = ds.name
     else:
-        ds = load_dataset(dataset, data_dir=base.data_dir)
+        ds = load_dataset(dataset, **base.load_options())
         base.dataset = str(dataset)
     base.method = method
     base.validate()
@@ -365,6 +366,7 @@ def _compare_meta(base: FitConfig, ds: Dataset, methods, seeds, method_options) 
         "dataset": base.dataset,
         "dataset_stats": {"name": ds.name, "n_users": int(ds.n_users), "n_items": int(ds.n_items),
                           "n_interactions": int(ds.n_interactions)},
+        "protocol": protocol_label(ds, base.select_on, base.holdout),
         "methods": methods,
         "seeds": seeds,
         "method_options": method_options,
@@ -424,6 +426,8 @@ class _Comparison:
         old = runio.read_json(out / "config.json") if (out / "config.json").is_file() else {}
         old_base = dict(old.get("base_config", {}))
         new_base = dict(meta["base_config"])
+        for k, v in {"valid_file": None, "test_file": None, "holdout": 0.1, "select_on": "valid"}.items():
+            old_base.setdefault(k, v)  # comparisons written before fixed splits
         if self.base.tasks is None:  # the earlier run stored the resolved task list
             old_base.pop("tasks", None), new_base.pop("tasks", None)
         if old_base != new_base or old.get("dataset") != meta["dataset"]:
@@ -453,7 +457,8 @@ class _Comparison:
     def caption(self) -> str:
         n = len(self.meta["seeds"])
         tasks = ",".join(self.tasks_resolved or self.base.tasks or [])
-        return (f"{self.ds.name}: test metrics at the best validation epoch (tasks {tasks}); mean ± std over "
+        where = ("the epoch selected on test, OPTIMISTIC" if self.base.select_on == "test" else "the best validation epoch")
+        return (f"{self.ds.name}: test metrics at {where} (tasks {tasks}; {self.meta['protocol']}); mean ± std over "
                 f"{n} seed(s) (std ddof={1 if n > 1 else 0}); best in bold, runner-up underlined.")
 
     def add(self, rec: dict) -> None:

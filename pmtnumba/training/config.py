@@ -33,6 +33,11 @@ class FitConfig:
     threads: int | None = None
     device: str = "cpu"  # "cpu", "cuda" or "auto" (the CLI's default); see pmtnumba.device
     data_dir: str | None = None
+    # a fixed split from files (``dataset`` is then the training file); see pmtnumba.data.fixed
+    valid_file: str | None = None
+    test_file: str | None = None
+    holdout: float = 0.1  # fixed split without a validation part: fraction of each user's train held out
+    select_on: str = "valid"  # "test": the papers' protocol, results labelled optimistic
 
     def validate(self) -> None:
         def need(cond, msg):
@@ -57,9 +62,21 @@ class FitConfig:
         need(0.0 <= self.mess_dropout < 1.0, f"--mess-dropout must be in [0, 1), got {self.mess_dropout}")
         need(self.device in ("cpu", "cuda", "auto"), f"--device must be cpu, cuda or auto, got {self.device}")
         need(self.threads is None or self.threads >= 1, f"--threads must be >= 1, got {self.threads}")
+        need(0.0 <= self.holdout < 1.0, f"--holdout must be a fraction in [0, 1), got {self.holdout}")
+        need(self.select_on in ("valid", "test"), f"--select-on must be valid or test, got {self.select_on}")
+        need(self.valid_file is None or self.test_file is not None,
+             f"--valid {self.valid_file} needs --test FILE too (the training file is --train/--dataset)")
         metric, _, k = self.monitor.partition("@")
         need(metric in ("recall", "ndcg", "hr", "precision", "mrr") and k.isdigit() and int(k) in self.ks,
              f"--monitor must be one of recall/ndcg/hr/precision/mrr @ {list(self.ks)}, got {self.monitor}")
+
+    def split_options(self) -> dict:
+        """Keyword arguments of :func:`pmtnumba.data.split.make_split` from this config."""
+        return {"holdout": self.holdout, "select_on": self.select_on}
+
+    def load_options(self) -> dict:
+        """Keyword arguments of :func:`pmtnumba.data.load_dataset` from this config."""
+        return {"data_dir": self.data_dir, "valid": self.valid_file, "test": self.test_file}
 
     def to_dict(self) -> dict:
         d = asdict(self)

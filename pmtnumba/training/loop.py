@@ -97,7 +97,9 @@ class Trainer:
         self.budget = TimeBudget()
         if split is None:
             with self.budget.measure("load"):
-                split = make_split(load_dataset(cfg.dataset, data_dir=cfg.data_dir), cfg.seed)
+                split = make_split(load_dataset(cfg.dataset, **cfg.load_options()), cfg.seed, **cfg.split_options())
+        if split.select_on != cfg.select_on:  # a prepared split decides how the epoch is selected
+            raise PmtError(f"the split selects the epoch on {split.select_on}, the config on {cfg.select_on}")
         self.split = split
         ds = split.dataset
         if cfg.tasks is None:
@@ -168,6 +170,7 @@ class Trainer:
             self._versions = versions()
         return {
             **self.cfg.to_dict(),
+            "protocol": self.split.protocol,
             "device_used": self.device,
             "gpu_name": self.gpu_name,
             "effective": {
@@ -180,13 +183,7 @@ class Trainer:
 
     # -- evaluation -------------------------------------------------------------------------
     def evaluate(self, part: str = "valid") -> dict:
-        sp = self.split
-        if part == "valid":
-            heldout, exclude = sp.valid, [sp.train]
-        elif part == "test":
-            heldout, exclude = sp.test, [sp.train, sp.valid]
-        else:
-            raise ValueError(f"unknown split part {part!r}")
+        heldout, exclude = self.split.parts(part)
         F = self.encoder.output()  # MF: the table itself
         U = self.encoder.n_users
         return evaluate(F[:U], F[U:], heldout, exclude=exclude, ks=self.cfg.ks,
@@ -220,8 +217,9 @@ class Trainer:
         path = Path(path)
         data, meta = runs.read_checkpoint(path)  # validated: keys, shapes, dtypes, finite
         mine, theirs = self.cfg.to_dict(), meta["config"]
+        new = {"valid_file": None, "test_file": None, "holdout": 0.1, "select_on": "valid"}  # older checkpoints
         diff = [k for k in mine if k not in ("epochs", "threads", "patience", "device", "checkpoint_every")
-                and mine[k] != theirs.get(k)]
+                and mine[k] != theirs.get(k, new.get(k))]
         if diff:
             raise PmtError(f"{path}: checkpoint was written with different settings ({', '.join(diff)}); "
                            f"use another --out or the same options")

@@ -555,6 +555,7 @@ def save_result(run, result, dataset) -> None:
         "metrics.json",
         {
             "dataset": dataset.name,
+            "protocol": result.config.get("protocol"),
             "best_epoch": result.best_epoch,
             "epochs_run": len(result.curve),
             "stopped_early": result.stopped_early,

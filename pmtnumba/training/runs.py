@@ -411,7 +411,8 @@ def load_run_split(run_dir, data_dir=None, allow_changed_data: bool = False, mes
         raise RunFileError(f"{src}: the data file of the run (config.json 'dataset') is not there; "
                            f"this run records no absolute path (written by an earlier pmtnumba): run from "
                            f"the folder where it was trained")
-    ds = load_dataset(str(src) if name not in SHIPPED else name, data_dir=None if name not in SHIPPED else src.parent)
+    ds = load_dataset(str(src) if name not in SHIPPED else name, data_dir=None if name not in SHIPPED else src.parent,
+                      valid=cfg.get("valid_file"), test=cfg.get("test_file"))
     e = r.embeddings
     epath = r.path / "embeddings.npz"
     if e["user_emb"].shape[0] != ds.n_users or e["item_emb"].shape[0] != ds.n_items:
@@ -420,7 +421,7 @@ def load_run_split(run_dir, data_dir=None, allow_changed_data: bool = False, mes
     for kind, raw in (("user", ds.user_raw), ("item", ds.item_raw)):
         if raw is not None and not np.array_equal(np.asarray(e[f"{kind}_raw"]).astype(str), np.asarray(raw).astype(str)):
             raise RunFileError(f"{epath}: the {kind} ids differ from those of the data ({src})")
-    return r, make_split(ds, cfg["seed"])
+    return r, make_split(ds, cfg["seed"], holdout=cfg.get("holdout", 0.1), select_on=cfg.get("select_on", "valid"))
 
 
 def fingerprint_for(dataset) -> dict | None:
