@@ -16,6 +16,7 @@ Two tables:
     python benchmarks/bench_encoders.py --part torch --datasets office --threads 1
     python benchmarks/bench_encoders.py --part epochs --datasets office,videogame --threads 1
     python benchmarks/bench_encoders.py --part epochs --datasets epinion --max-steps 10
+    python benchmarks/bench_encoders.py --part torch --datasets gowalla --encoders lightgcn --dim 64 --max-steps 10
 
 Needs the ``bench`` extra (torch, CPU build) for ``--part torch``; the package never imports it.
 """
@@ -169,7 +170,7 @@ def part_torch(a, threads):
                 numba.set_num_threads(nt)
                 torch.set_num_threads(nt)
                 tr = Trainer(FitConfig(dataset=name, tasks=["bpr"], method="ew", encoder=enc, layers=a.layers,
-                                       lr=1e-3, wd=1e-4), split=sp)
+                                       lr=1e-3, wd=1e-4, dim=a.dim), split=sp)
                 model = TorchModel(tr, a.torch_layout)
                 engine_epoch(tr, 1, 2)  # warm-up (compile)
                 torch_epoch(model, tr, 1, 2)
@@ -192,8 +193,8 @@ def part_epochs(a, threads):
                 tasks = ["bpr"] if ts == "bpr" else default_tasks(name)
                 for nt in threads:
                     numba.set_num_threads(nt)
-                    tr = Trainer(FitConfig(dataset=name, tasks=tasks, method=method, encoder=enc, layers=a.layers),
-                                 split=sp)
+                    tr = Trainer(FitConfig(dataset=name, tasks=tasks, method=method, encoder=enc, layers=a.layers,
+                                           dim=a.dim), split=sp)
                     engine_epoch(tr, 1, 2)  # warm-up (compile)
                     t = statistics.median(engine_epoch(tr, 2 + rep, a.max_steps) for rep in range(a.repeats))
                     n_all = steps_of(tr, 1, 0)[1]
@@ -208,6 +209,7 @@ def main():
     p.add_argument("--datasets", default="office")
     p.add_argument("--encoders", default="lightgcn,ngcf")
     p.add_argument("--layers", type=int, default=3)
+    p.add_argument("--dim", type=int, default=32, help="embedding size (LightGCN's published runs: 64)")
     p.add_argument("--torch-layout", default="coo", choices=["coo", "csr"], help="torch.sparse layout of A_hat")
     p.add_argument("--threads", default="1")
     p.add_argument("--repeats", type=int, default=3)
@@ -215,7 +217,7 @@ def main():
     a = p.parse_args()
     threads = [int(t) for t in a.threads.split(",") if int(t) <= numba.config.NUMBA_NUM_THREADS]
     print(f"# {time.strftime('%Y-%m-%d %H:%M')} | {cpu_name()} | {numba.config.NUMBA_NUM_THREADS} cores visible | "
-          f"numba {numba.__version__} | load {os.getloadavg()[0]:.1f} | layers {a.layers}")
+          f"numba {numba.__version__} | load {os.getloadavg()[0]:.1f} | layers {a.layers} | dim {a.dim}")
     (part_torch if a.part == "torch" else part_epochs)(a, threads)
 
 

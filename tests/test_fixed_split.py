@@ -172,3 +172,16 @@ def test_gowalla_shipped_split():
     assert np.bincount(ds.extra["split"], minlength=3).tolist() == [810_128, 0, 217_242]
     sp = make_split(ds, seed=0, select_on="test")
     assert sp.train_users.size == 810_128 and sp.protocol == OPTIMISTIC
+
+
+def test_python_api_fixed_split(three_files):
+    import pmtnumba
+
+    files, _ = three_files
+    model = pmtnumba.fit(str(files["train"]), test_file=str(files["test"]), select_on="test", epochs=2,
+                         batch_size=64, threads=1)
+    assert model.metrics["protocol"] == OPTIMISTIC and model.split.kind == "fixed"
+    assert model.evaluate("test")["recall@20"] == model.metrics["test"]["recall@20"]
+    model = pmtnumba.fit(str(files["train"]), test_file=str(files["test"]), holdout=0.2, epochs=1, batch_size=64,
+                         threads=1)
+    assert "held out of train (0.2 per user)" in model.metrics["protocol"]
