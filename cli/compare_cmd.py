@@ -165,7 +165,7 @@ def compare(dataset, valid_file, test_file, holdout, select_on, methods, seeds, 
         dataset=dataset, tasks=None if tasks is None else [t.strip() for t in tasks.split(",") if t.strip()],
         method=method_list[0], encoder=encoder, layers=layers, dim=dim, batch_size=batch_size, lr=lr, wd=wd, epochs=epochs, patience=patience,
         eval_every=eval_every, monitor=monitor, threads=threads, data_dir=data_dir, record_weights=record_weights,
-        device=device, **split_kwargs(valid_file, test_file, holdout, select_on),
+        device=device, **split_kwargs(valid_file, test_file, holdout, select_on, absolute=True),
     )
     cfg.validate()
     if out_dir is None:

@@ -109,7 +109,7 @@ def fit(dataset, valid_file, test_file, holdout, select_on, tasks, method, alpha
         mess_dropout=mess_dropout, dim=dim, batch_size=batch_size, lr=lr, wd=wd, adam_mode=adam_mode, epochs=epochs,
         patience=patience, eval_every=eval_every, monitor=monitor, seed=seed, threads=threads,
         aux_sampling=aux_sampling, data_dir=data_dir, record_weights=record_weights,
-        checkpoint_every=checkpoint_every, device=device, **split_kwargs(valid_file, test_file, holdout, select_on),
+        checkpoint_every=checkpoint_every, device=device, **split_kwargs(valid_file, test_file, holdout, select_on, absolute=True),
     )
     reporter = ClickReporter(quiet=quiet)
     trainer = Trainer(cfg, reporter=reporter)

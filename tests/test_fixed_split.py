@@ -68,6 +68,10 @@ def test_three_csv_files_fit_end_to_end(tmp_path, three_files):
     r = CliRunner().invoke(main, ["evaluate", str(out)])
     assert r.exit_code == 0, r.output
     assert f"{metrics['test']['recall@20']:.4f}, now {metrics['test']['recall@20']:.4f}" in r.output
+    # the run records every file of its split: a changed test file is refused
+    files["test"].write_text(files["test"].read_text() + "u1,1029\n")
+    r = CliRunner().invoke(main, ["evaluate", str(out)])
+    assert r.exit_code == 2 and "test.csv: the data file changed since the run was trained" in r.output
 
 
 def test_held_out_validation_per_user(tmp_path, three_files):

@@ -398,6 +398,14 @@ def load_run_split(run_dir, data_dir=None, allow_changed_data: bool = False, mes
         src = Path(rec["path"])
     else:
         src = Path(name)
+    for part in (rec or {}).get("parts") or []:  # a split given as separate files: each file checked
+        if part is not None and Path(part["path"]) != src.resolve():
+            change = data_change(part, part["path"])
+            if change is not None and not allow_changed_data:
+                raise RunFileError(f"{change}; the split would not be the run's ({cpath}). "
+                                   f"Pass --allow-changed-data to use it anyway")
+            if change is not None:
+                message(f"warning: {change}; going on as asked (--allow-changed-data)")
     if rec is not None:
         change = data_change(rec, src)
         if change is not None and not src.is_file():
@@ -425,6 +433,11 @@ def load_run_split(run_dir, data_dir=None, allow_changed_data: bool = False, mes
 
 
 def fingerprint_for(dataset) -> dict | None:
-    """The data record of a loaded :class:`~pmtnumba.data.dataset.Dataset` (from its source file)."""
+    """The data record of a loaded :class:`~pmtnumba.data.dataset.Dataset` (from its source file;
+    a split given as separate files adds the records of all its files under ``parts``)."""
     src = getattr(dataset, "source", "") or ""
-    return data_record(src) if src and os.path.isfile(src) else None
+    rec = data_record(src) if src and os.path.isfile(src) else None
+    files = (getattr(dataset, "extra", None) or {}).get("split_files")
+    if rec is not None and files is not None:
+        rec["parts"] = [data_record(f) for f in np.asarray(files).tolist()]
+    return rec
