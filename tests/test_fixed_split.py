@@ -168,6 +168,10 @@ def test_bad_fixed_split_input(tmp_path):
     r = CliRunner().invoke(main, ["fit", "--train", str(tmp_path / "tr.csv"), "--valid", str(tmp_path / "te.csv"),
                                   "--epochs", "1"])
     assert r.exit_code == 2 and "needs --test FILE" in r.output
+    _write(tmp_path / "te.csv", [("a", 3)])
+    r = CliRunner().invoke(main, ["fit", "--train", str(tmp_path / "tr.csv"), "--test", str(tmp_path / "te.csv"),
+                                  "--holdout", "0", "--epochs", "1"])
+    assert r.exit_code == 2 and "the validation part of its fixed split is empty (--holdout 0" in r.output
 
 
 def test_gowalla_shipped_split():

@@ -108,6 +108,10 @@ def check_split(split, task_names) -> None:
     n_test = int(split.test[0][-1])
     for part, n in (("training", n_train), ("validation", n_valid), ("test", n_test)):
         if n == 0:
+            if getattr(split, "kind", "random") == "fixed":
+                raise PmtError(f"data set {name!r}: the {part} part of its fixed split is empty"
+                               + (" (--holdout 0 holds nothing out of train)" if part == "validation" else "")
+                               + "; its metrics would be undefined")
             raise PmtError(f"data set {name!r} (seed {split.seed}): the {part} part of the 60/20/20 split is empty "
                            f"({ds.n_interactions} interaction(s) are too few); its metrics would be undefined")
     if ds.n_items < 2:
