@@ -233,7 +233,7 @@ def weights(run_dir, epoch, plot_dir):
     from pathlib import Path
 
     from pmtnumba.training.runs import read_metrics, read_weights_csv
-    from pmtnumba.training.weights import weights_table
+    from pmtnumba.training.weights import percentile_note, weights_table
 
     if not Path(run_dir).is_dir():
         raise PmtError(f"{run_dir}: no such run directory")
@@ -248,10 +248,11 @@ def weights(run_dir, epoch, plot_dir):
         if e not in epochs:
             raise PmtError(f"--epoch {e}: recorded epochs are {epochs[0]}..{epochs[-1]}")
         header, rows = weights_table(records, e)
-        click.echo(f"epoch {e}{' (best)' if e == best else ''}: mean task weight (10th-90th percentile) per row group")
+        click.echo(f"epoch {e}{' (best)' if e == best else ''}: mean task weight (10th .. 90th percentile) per row group")
         widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
         for r in [header] + rows:
             click.echo("  " + "  ".join(str(x).ljust(w) for x, w in zip(r, widths)))
+    click.echo(f"({percentile_note(records)})")
     if plot_dir:
         from pmtnumba.training.weights import plot_weights
 
