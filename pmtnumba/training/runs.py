@@ -262,8 +262,12 @@ def read_weights_csv(path) -> list[dict]:
             if typ is float and not math.isfinite(row[c]):
                 _fail(path, f"line {line}: {c} is {v}")
         for c, typ in WEIGHTS_OPTIONAL.items():
+            if c not in (reader.fieldnames or []):
+                continue
             v = r.get(c)
-            if v not in (None, ""):
+            if v is None or v == "":
+                _fail(path, f"line {line}: missing value for {c!r} (the file looks cut short)")
+            else:
                 try:
                     row[c] = typ(v)
                 except ValueError:
