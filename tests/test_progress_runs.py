@@ -113,3 +113,18 @@ def test_cli_compare_prints_a_line_per_finished_run_off_a_terminal(tmp_path):
     assert re.search(r"^1/2 runs done \| \S+ elapsed \| ~\S+ left$", r.output, re.M)
     assert re.search(r"^2/2 runs done \| \S+ elapsed \| done$", r.output, re.M)
     assert "BPR only" in r.output
+
+
+def test_sweep_live_status_counts_down_from_the_last_estimate():
+    from pmtnumba_cli.sweep_cmd import _Status
+
+    clock = Clock()
+    st = _Status("trials")
+    st.clock, st.t0 = clock, clock.t
+    assert st.text() == "starting | 0s elapsed | ~? left"
+    clock.t += 30
+    st.update(3, 10, 70.0)  # estimated when the third trial finished
+    clock.t += 20
+    assert st.text() == "3/10 trials done | 50s elapsed | ~50s left"
+    clock.t += 100
+    assert st.text().endswith("~0s left")  # never negative
