@@ -128,3 +128,15 @@ def test_sweep_live_status_counts_down_from_the_last_estimate():
     assert st.text() == "3/10 trials done | 50s elapsed | ~50s left"
     clock.t += 100
     assert st.text().endswith("~0s left")  # never negative
+
+
+def test_compare_progress_bar_on_a_terminal_carries_the_runs_done_and_time_left():
+    from pmtnumba_cli.compare_cmd import _CompareReporter
+
+    rep = _CompareReporter(bar=True)
+    rep.status = "4/9 ~1m10s left"
+    rep.epoch_start(3, 5)
+    try:
+        assert rep.bar.label == "[4/9 ~1m10s left] epoch   3"
+    finally:
+        rep.bar.__exit__(None, None, None)

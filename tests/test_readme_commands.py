@@ -10,6 +10,7 @@ import re
 import shlex
 from pathlib import Path
 
+import click
 import pytest
 
 from pmtnumba.training import compare as cmp
@@ -120,3 +121,37 @@ def test_the_office_table_command_starts_and_finishes_on_a_toy_file(tmp_path):
     assert r.exit_code == 0, r.output
     rows = list(csv.DictReader(open(tmp_path / "cmp" / "runs.csv")))
     assert len(rows) == 10 and {r["status"] for r in rows} == {"ok"}  # BPR only and the paper's nine
+
+
+def readme_cli_lines() -> list[list[str]]:
+    """Every `pmtnumba ...` line of the README's bash blocks (continuations joined, comments cut)."""
+    text = (ROOT / "README.md").read_text()
+    out = []
+    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+        block = re.sub(r"\\\n\s*", " ", block)
+        for line in block.splitlines():
+            for part in line.split("&&"):
+                words = shlex.split(part, comments=True)
+                if words and words[0].endswith("pmtnumba"):
+                    out.append(words[1:])
+    return out
+
+
+def test_every_readme_command_line_parses(tmp_path, monkeypatch):
+    """Each README `pmtnumba` line names a real command with real options of the right types (the
+    folders it names exist here as empty ones); the long runs themselves are not started."""
+    from pmtnumba_cli.main import main
+
+    monkeypatch.chdir(tmp_path)
+    lines = readme_cli_lines()
+    assert len(lines) >= 20 and any(w[:1] == ["sweep"] for w in lines)
+    for words in lines:
+        for w in words:
+            if w.startswith("runs/"):
+                (tmp_path / w).mkdir(parents=True, exist_ok=True)
+        cmd, args = main, list(words)
+        while isinstance(cmd, click.Group):  # `sweep run ...`: down to the command itself
+            name = args.pop(0)
+            assert name in cmd.commands, (words, f"no command {name!r}")
+            cmd = cmd.commands[name]
+        cmd.make_context(name, args)  # raises on an unknown option or a bad value
