@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-N_BINS = 1000
+N_BINS = 10_000
 #: the bins cover log-odds in [-LOGIT_MAX, LOGIT_MAX], i.e. weights in [1e-10, 1 - 1e-10]
 LOGIT_MAX = 23.0
 #: half a bin in log-odds: the largest relative error of a percentile w (of 1 - w above 0.5)
@@ -121,9 +121,9 @@ def fmt_weight(w: float) -> str:
 def percentile_note(records: list[dict]) -> str:
     """How exact the printed percentiles are (files of older versions used bins 0.01 wide)."""
     if records and all("min" in r for r in records):
-        return (f"mean exact; percentiles from a histogram even in log-odds, within {RELATIVE_RESOLUTION:.1%} of "
+        return (f"mean exact; percentiles from a histogram even in log-odds, within {RELATIVE_RESOLUTION:.2%} of "
                 f"w (of 1-w above 0.5)")
-    return "mean exact; percentiles are midpoints of bins 0.01 wide (a weights.csv of an older version)"
+    return "mean exact; percentiles are midpoints of bins 0.01 wide, +-0.005 (a weights.csv of an older version)"
 
 
 def weights_table(records: list[dict], epoch: int) -> tuple[list[str], list[list]]:
