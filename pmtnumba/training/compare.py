@@ -386,8 +386,9 @@ def run_compare(dataset, methods: list[str], seeds: list[int], base_config: FitC
             emit({"event": "start", "method": method, "seed": seed, "index": i_run, "done": prog.done,
                   "total": n_total, "eta_seconds": prog.eta(todo), "line": prog.line(todo)})
             t_run = time.perf_counter()
+            # the count and estimate close the previous run's lines; the first start line says them once
             rec, reporter = _run_one(cmp, split, method, seed, method_options, reporter_factory, save_runs,
-                                     f"[{i_run}/{n_total}]", prog.line(todo))
+                                     f"[{i_run}/{n_total}]", prog.line(todo) if prog.n_session == 0 else "")
             prog.finished(method, time.perf_counter() - t_run)
             cmp.add(rec)
             todo = [m for m, s in order if (m, s) not in cmp.done]
