@@ -165,7 +165,8 @@ def uniformity_reference(N):
 # order; each tile writes its own partial sums, which a second kernel adds per row in float64 in a
 # fixed tile order. So the result does not depend on the thread count and needs no atomics.
 
-TILE = 128  # rows per block (a multiple of 8)
+TILE = 128  # the largest block (rows; a multiple of 8)
+TILE_CHUNKS = 32  # the tiles are split into this many runs of consecutive tiles for the threads
 
 
 def exp_consts(dtype):
@@ -186,8 +187,9 @@ def exp_neg(y, k):
     """``exp(y)`` for ``-9 <= y <= 0`` (the uniformity exponents) as ``p(y / 16)^16``, ``p`` the
     degree-13 Taylor polynomial of exp evaluated by Estrin's scheme; ``k = exp_tuple(exp_consts(dtype))``.
     Only products and sums, so the loop over a tile row vectorises (Numba's exp is a scalar libm call
-    without SVML). Relative error: ~1e-14 in float64; in float32 the rounding of ``p`` times 16 from
-    the squarings, ~1e-6. Shared by the CPU tile kernel and the CUDA twin."""
+    without SVML). Relative error: ~1e-13 in float64; in float32 the rounding of ``p`` times 16 from
+    the squarings, a few 1e-6 (the order of the float32 Gram's own rounding, ``4 |dg|``). Shared by
+    the CPU tile kernel and the CUDA twin."""
     u = y * k[0]
     u2 = u * u
     u4 = u2 * u2
@@ -315,43 +317,49 @@ def uniformity_tiles(Xb, XTb, sb, m, tile_i, tile_j, c, acc_r, acc_c, rs_r, rs_c
     the blocks transposed, ``sb [nb, T]`` their squared norms, ``c = exp_consts(dtype)``."""
     k = exp_tuple(c)
     T = Xb.shape[1]
-    for t in prange(tile_i.shape[0]):
-        I = tile_i[t]
-        J = tile_j[t]
+    nt = tile_i.shape[0]
+    nchunks = min(nt, TILE_CHUNKS)
+    for ch in prange(nchunks):  # a fixed split of the tiles (not per thread), one scratch each
         W = np.empty((T, T), Xb.dtype)
         WT = np.empty((T, T), Xb.dtype)
-        rowpanel(Xb[I], XTb[J], W)  # the Gram block
-        weight_tile(W, sb[I], sb[J], k, I == J, min(T, m - I * T), min(T, m - J * T), WT, rs_r[t], rs_c[t])
-        rowpanel(XTb[J], WT, acc_r[t])
-        if I != J:
-            rowpanel(XTb[I], W, acc_c[t])
+        for t in range(ch * nt // nchunks, (ch + 1) * nt // nchunks):
+            I = tile_i[t]
+            J = tile_j[t]
+            rowpanel(Xb[I], XTb[J], W)  # the Gram block
+            weight_tile(W, sb[I], sb[J], k, I == J, min(T, m - I * T), min(T, m - J * T), WT, rs_r[t], rs_c[t])
+            rowpanel(XTb[J], WT, acc_r[t])
+            if I != J:
+                rowpanel(XTb[I], W, acc_c[t])
 
 
 @njit(parallel=True, cache=True)
 def uniformity_reduce(N, acc_r, acc_c, rs_r, rs_c, nb, out_rowsum, out_acc):
-    """Per row ``a`` (row ``r`` of block ``b``), in parallel over blocks: the tiles' partial sums in
-    float64, tiles ``(I, b)`` for ``I < b`` then ``(b, J)`` for ``J >= b`` (partner blocks ascending);
-    ``out_rowsum[a] = sum_b w_ab``, ``out_acc[a] = out_rowsum[a] n_a - sum_b w_ab x_b``."""
+    """Per row ``a`` (row ``r`` of block ``b``), in parallel over blocks: the tiles' partial sums added
+    in float64 in a fixed order, tiles ``(I, b)`` for ``I < b`` then ``(b, J)`` for ``J >= b``
+    (partner blocks ascending); ``out_rowsum[a] = sum_b w_ab``,
+    ``out_acc[a] = out_rowsum[a] n_a - sum_b w_ab x_b``."""
     m, d = N.shape
     T = acc_r.shape[2]
     for b in prange(nb):
+        acc = np.zeros((d, T))
+        rs = np.zeros(T)
+        for P in range(nb):
+            if P < b:
+                t = P * nb - P * (P - 1) // 2 + (b - P)  # tile (P, b): this block is its J side
+                part, prs = acc_c[t], rs_c[t]
+            else:
+                t = b * nb - b * (b - 1) // 2 + (P - b)  # tile (b, P): this block is its I side
+                part, prs = acc_r[t], rs_r[t]
+            for r in range(T):
+                rs[r] += prs[r]
+            for q in range(d):
+                for r in range(T):
+                    acc[q, r] += part[q, r]
         for r in range(min(T, m - b * T)):
             a = b * T + r
-            acc = np.zeros(d)
-            rs = 0.0
-            for I in range(b):
-                t = I * nb - I * (I - 1) // 2 + (b - I)  # index of tile (I, b) in row-major I <= J order
-                rs += rs_c[t, r]
-                for q in range(d):
-                    acc[q] += acc_c[t, q, r]
-            for J in range(b, nb):
-                t = b * nb - b * (b - 1) // 2 + (J - b)
-                rs += rs_r[t, r]
-                for q in range(d):
-                    acc[q] += acc_r[t, q, r]
-            out_rowsum[a] = rs
+            out_rowsum[a] = rs[r]
             for q in range(d):
-                out_acc[a, q] = rs * N[a, q] - acc[q]
+                out_acc[a, q] = rs[r] * N[a, q] - acc[q, r]
 
 
 @njit(parallel=True, cache=True)
@@ -377,8 +385,7 @@ def uniformity_rows(N, dtype, out_rowsum, out_acc):
     """``out_rowsum``, ``out_acc`` (float64) of :func:`uniformity_reference` for the normalised rows
     ``N [m, d]`` (float64), the pair weights computed in ``dtype`` (E's) tile by tile."""
     m, d = N.shape
-    T = TILE
-    nb = (m + T - 1) // T
+    nb, T = tile_size(m)
     Xb = np.empty((nb, T, d), dtype)
     XTb = np.empty((nb, d, T), dtype)
     sb = np.empty((nb, T), dtype)
@@ -391,6 +398,13 @@ def uniformity_rows(N, dtype, out_rowsum, out_acc):
     rs_c = np.empty((nt, T), dtype)
     uniformity_tiles(Xb, XTb, sb, m, ti, tj, exp_consts(dtype), acc_r, acc_c, rs_r, rs_c)
     uniformity_reduce(N, acc_r, acc_c, rs_r, rs_c, nb, out_rowsum, out_acc)
+
+
+def tile_size(m):
+    """``(nb, T)``: as few blocks as ``TILE`` allows, of the smallest multiple of 8 that holds the
+    ``m`` rows (so the last block is not mostly padding)."""
+    nb = max(1, -(-m // TILE))
+    return nb, 8 * -(-m // (8 * nb))
 
 
 def _tiles(nb):
