@@ -108,12 +108,6 @@ def align_slots(E, u, i, scale, eps, out_rows, out_grads, out_loss):
         out_loss[p] = align_pair(E, u[p], i[p], scale, eps, 2 * p, out_rows, out_grads)
 
 
-@shared_jit(inline="always")
-def pair_weight(sq):
-    """The uniformity weight ``exp(-2 ||n_a - n_b||^2)`` of a squared distance (CPU and CUDA)."""
-    return math.exp(-2.0 * sq)
-
-
 @register_jitable
 def row_norm(E, r):
     """``||E[r]||`` in float64, summed over k = 0..d-1 in order."""
