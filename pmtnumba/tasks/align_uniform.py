@@ -22,9 +22,15 @@ through it on its own and the slots of a row can be summed afterwards. Slots: tw
 alignment (``2p`` the user, ``2p + 1`` the item), then one per unique user and one per unique item
 for the uniformity terms, so at most ``4 B`` slots.
 
-Determinism: every kernel is parallel over independent outputs; the uniformity kernel sums each
-row ``a``'s terms over ``b`` in index order, and ``Z`` is a NumPy sum of the per-row sums in row
-order. Results are bit-identical for any thread count.
+The uniformity term is the O(m^2 d) part: for rows of norm <= 1, ``||n_a - n_b||^2 = s_a + s_b -
+2 n_a . n_b``, so per pair of row blocks it is a Gram product, an element-wise exp and two more
+products (:func:`uniformity_rows`; :func:`uniformity_reference` is the same sums written plainly;
+docs/gradients.md section 5). The weights are computed in E's precision (float32 in training),
+the sums that make the loss and the gradient scale (``Z``, per-row sums across blocks) in float64.
+
+Determinism: every kernel is parallel over independent outputs (rows, pairs, or block pairs that
+write their own partial sums), every sum runs in a fixed order, and ``Z`` is a NumPy sum of the
+per-row sums in row order. Results are bit-identical for any thread count.
 
 Under ``--aux-sampling independent`` this task still uses the step's batch (it has no links).
 """
