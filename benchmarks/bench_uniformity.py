@@ -109,7 +109,7 @@ class TorchUniformity:
         W = self.W
         loss = self._unif(W[torch.unique(self.u)]) + self._unif(W[torch.unique(self.i)])
         loss.backward()
-        return float(loss)
+        return float(loss.detach())
 
 
 def timed(f):
