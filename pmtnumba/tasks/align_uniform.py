@@ -208,8 +208,9 @@ def exp_neg(y, k):
 @shared_jit(inline="always")
 def gram_weight(g, s_first, s_second, k):
     """``w = exp(-2 (s_a + s_b - 2 g))`` from ``g = x_a . x_b`` and the squared norms, the exponent
-    clipped at 0 (rounding can make it slightly positive for ``a ~ b``). ``s_first`` is the row of
-    the lower block (of the row itself in a diagonal tile), so the CPU and CUDA round alike."""
+    clipped at 0 (rounding can make it slightly positive for ``a ~ b``). The CPU tile kernel passes
+    the row of the lower block first (the row itself in a diagonal tile), so that ``w_ab`` is one
+    value whichever end of the pair uses it."""
     y = k[16] * (((g + g) - s_first) - s_second)
     y = y if y < k[15] else k[15]
     return exp_neg(y, k)
