@@ -1,7 +1,9 @@
 """Training epoch time of pmtnumba against its yardsticks, one thread then two, side by side.
 
-Contenders, on each data set (the shipped ``videogame`` split and a synthetic data set the size of
-the 2018 Video Games split: 55,223 users, 17,408 items, ~300,000 train interactions, d = 32):
+Contenders, on each data set (the shipped ``videogame`` split, a synthetic data set the size of
+the 2018 Video Games split: 55,223 users, 17,408 items, ~300,000 train interactions, d = 32, and the
+shipped ``office`` split with its paper task set bpr + align_uniform + rating instead of
+bpr + coview + cobuy):
 
 =================  ==============================================================================
 ``pmt-bpr``        pmtnumba, BPR only (lazy Adam, batch 2048)
@@ -11,7 +13,9 @@ the 2018 Video Games split: 55,223 users, 17,408 items, ~300,000 train interacti
                    torch.optim.Adam, negatives drawn in NumPy
 ``torch-pmtrec``   the same model with three losses, one autograd gradient per loss (separate
                    graphs), the per-row softmax-of-norms fusion of the three dense [N, d]
-                   embedding gradients, then Adam: the paper's way of running PMTRec
+                   embedding gradients, then Adam: the paper's way of running PMTRec (office:
+                   DirectAU as ``F.normalize``, ``pdist``, ``exp``, ``mean``, ``log`` on the batch's
+                   distinct users and items, and the rating loss ``mean((e_u . e_i - r)^2)``)
 ``implicit-bpr``   ``implicit.cpu.bpr.BayesianPersonalizedRanking`` (factors 32, SGD, no Adam),
                    one ``fit`` with ``iterations=1`` per measured epoch, on the same train matrix
 =================  ==============================================================================
@@ -33,6 +37,7 @@ Numba, ``torch.set_num_threads`` and implicit's ``num_threads`` all get the thre
     python benchmarks/bench_train.py                      # both data sets, 1 then 2 threads, 3 repeats
     python benchmarks/bench_train.py --quick              # a quarter-size synthetic set, 2 repeats
     python benchmarks/bench_train.py --datasets synthetic --threads 1 --repeats 5
+    python benchmarks/bench_train.py --datasets office     # the DirectAU task set (issue 14)
     python benchmarks/bench_train.py --profile            # where a pmtnumba epoch spends its time
 
 ``--profile`` runs no yardsticks: it profiles ``--repeats`` epochs of each pmtnumba contender with
@@ -75,6 +80,7 @@ except ImportError:  # pragma: no cover
     BayesianPersonalizedRanking = None
 
 TASKS3 = ["bpr", "coview", "cobuy"]
+OFFICE3 = ["bpr", "align_uniform", "rating"]  # the paper's office task set
 BATCH, DIM, LR, WD = 2048, 32, 1e-2, 1e-4  # pmtnumba's defaults, used by every contender
 ALPHA, TAU = 1.1, 1e-4  # PMTRec's defaults
 
@@ -181,8 +187,9 @@ class TorchMF:
     """BPR-MF in PyTorch as one would write it: one nn.Embedding of U + I rows (Xavier init),
     dense torch.optim.Adam (lr 1e-2, weight decay 1e-4, pmtnumba's defaults)."""
 
-    def __init__(self, sp, link_csrs, three_tasks: bool, seed=0):
+    def __init__(self, sp, link_csrs, three_tasks: bool, seed=0, tasks=None):
         torch.manual_seed(seed)
+        self.tasks = tasks or TASKS3
         self.emb = torch.nn.Embedding(sp.n_users + sp.n_items, DIM)
         torch.nn.init.xavier_uniform_(self.emb.weight)
         self.opt = torch.optim.Adam(self.emb.parameters(), lr=LR, weight_decay=WD)
@@ -195,6 +202,24 @@ class TorchMF:
         x = (ea * (eb - ec)).sum(1)
         return torch.nn.functional.softplus(-x).mean()
 
+    def _directau(self, users, items, gamma=1.0):
+        """DirectAU as its authors write it: alignment + gamma * (uniformity of the distinct users
+        + of the distinct items) / 2 on L2-normalised embeddings."""
+        F = torch.nn.functional
+        u, i = torch.from_numpy(users), torch.from_numpy(items)
+        x, y = F.normalize(self.emb(u), dim=-1), F.normalize(self.emb(i), dim=-1)
+        align = (x - y).norm(p=2, dim=1).pow(2).mean()
+
+        def unif(z):
+            return torch.pdist(z, p=2).pow(2).mul(-2).exp().mean().log()
+
+        xu, yi = F.normalize(self.emb(torch.unique(u)), dim=-1), F.normalize(self.emb(torch.unique(i)), dim=-1)
+        return align + gamma * (unif(xu) + unif(yi)) / 2
+
+    def _rating(self, users, items, r):
+        x = (self.emb(torch.from_numpy(users)) * self.emb(torch.from_numpy(items))).sum(1)
+        return (x - torch.from_numpy(r)).pow(2).mean()
+
     def epoch(self, epoch: int) -> float:
         sp, W = self.sp, self.emb.weight
         t0 = time.perf_counter()
@@ -206,8 +231,14 @@ class TorchMF:
                 loss.backward()
             else:
                 # one autograd gradient per task loss: three dense [N, d] tensors
-                trip = [self.sampler.bpr(users, items), self.sampler.link(0, items), self.sampler.link(1, items)]
-                G = torch.stack([torch.autograd.grad(self._loss(*abc), W)[0] for abc in trip])
+                if self.tasks == OFFICE3:
+                    losses = [lambda: self._loss(*self.sampler.bpr(users, items)),
+                              lambda: self._directau(users, items + sp.n_users),
+                              lambda: self._rating(users, items + sp.n_users, sp.train_ratings[b])]
+                else:
+                    trip = [self.sampler.bpr(users, items), self.sampler.link(0, items), self.sampler.link(1, items)]
+                    losses = [lambda abc=abc: self._loss(*abc) for abc in trip]
+                G = torch.stack([torch.autograd.grad(f(), W)[0] for f in losses])
                 # PMTRec fusion: per-row softmax over tasks of the (focused) gradient norms
                 n = G.norm(dim=2)
                 n[0] *= ALPHA ** epoch
@@ -272,17 +303,28 @@ def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
 
 
+def task_set(name):
+    return OFFICE3 if name == "office" else TASKS3
+
+
+def _link_csrs(sp):
+    ds = sp.dataset
+    if ds.also_viewed is None or ds.also_bought is None:
+        return []
+    return [symmetric_link_csr(ds.also_viewed, sp.n_items), symmetric_link_csr(ds.also_bought, sp.n_items)]
+
+
 def bench_dataset(name, sp, threads, repeats, only):
-    link_csrs = [symmetric_link_csr(sp.dataset.also_viewed, sp.n_items),
-                 symmetric_link_csr(sp.dataset.also_bought, sp.n_items)]
+    link_csrs = _link_csrs(sp)
+    tasks = task_set(name)
     makers = {
         "pmt-bpr": lambda: PmtContender(sp, ["bpr"], "ew"),
-        "pmt-ew": lambda: PmtContender(sp, TASKS3, "ew"),
-        "pmt-pmtrec": lambda: PmtContender(sp, TASKS3, "pmtrec"),
+        "pmt-ew": lambda: PmtContender(sp, tasks, "ew"),
+        "pmt-pmtrec": lambda: PmtContender(sp, tasks, "pmtrec"),
     }
     if torch is not None:
         makers["torch-bpr"] = lambda: TorchMF(sp, link_csrs, False)
-        makers["torch-pmtrec"] = lambda: TorchMF(sp, link_csrs, True)
+        makers["torch-pmtrec"] = lambda: TorchMF(sp, link_csrs, True, tasks=tasks)
     if BayesianPersonalizedRanking is not None:
         makers["implicit-bpr"] = lambda: ImplicitContender(sp)
     names = [n for n in makers if only is None or n in only]
@@ -310,8 +352,8 @@ def bench_dataset(name, sp, threads, repeats, only):
         med = {n: statistics.median(v) for n, v in times.items()}
         comb = {n: statistics.median(c.comb_seconds) for n, c in cont.items() if isinstance(c, PmtContender)}
         results.append((nt, med, comb, load0, _load(), times))
-        print(f"\n## {name}: {sp.n_users} users, {sp.n_items} items, {n_train} train interactions, "
-              f"{n_steps} steps of {BATCH} | {nt} thread(s) | load avg {load0} -> {_load()}", flush=True)
+        print(f"\n## {name} ({'+'.join(tasks)}): {sp.n_users} users, {sp.n_items} items, {n_train} train "
+              f"interactions, {n_steps} steps of {BATCH} | {nt} thread(s) | load avg {load0} -> {_load()}", flush=True)
         print(f"{'contender':14s} {'median s':>9s} {'min s':>8s} {'max s':>8s} {'ms/step':>8s} "
               f"{'samples/s':>11s} {'combiner s':>10s}")
         for n in names:
@@ -345,8 +387,9 @@ def profile_dataset(name, sp, threads, repeats):
     n_steps = len(epoch_batches(sp.train_users.size, BATCH, 0, 1))
     for nt in threads:
         numba.set_num_threads(nt)
-        for label, tasks, method in (("pmt-bpr", ["bpr"], "ew"), ("pmt-ew", TASKS3, "ew"),
-                                     ("pmt-pmtrec", TASKS3, "pmtrec")):
+        t3 = task_set(name)
+        for label, tasks, method in (("pmt-bpr", ["bpr"], "ew"), ("pmt-ew", t3, "ew"),
+                                     ("pmt-pmtrec", t3, "pmtrec")):
             c = PmtContender(sp, tasks, method)
             c.epoch(1)  # warm-up
             prof = cProfile.Profile()
@@ -367,7 +410,8 @@ def profile_dataset(name, sp, threads, repeats):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--datasets", default="videogame,synthetic", help="comma list of 'videogame', 'synthetic'")
+    p.add_argument("--datasets", default="videogame,synthetic,office",
+                   help="comma list of 'videogame', 'synthetic', 'office'")
     p.add_argument("--threads", default="1,2")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--contenders", default=None, help="comma list (default: all available)")

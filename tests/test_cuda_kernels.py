@@ -268,7 +268,10 @@ def test_align_uniform(data):
     dt.finish(gr, info, 0, 1)
     np.testing.assert_array_equal(gr.copy_to_host()[:n], rows[:n])
     assert (gr.copy_to_host()[n:] == -1).all()
-    assert diff("align_uniform slots", grads[:n], gg.copy_to_host()[:n])[1] < 1e-6
+    # the CPU computes the uniformity weights in E's precision (float32, ~1e-6 relative), the twin
+    # in float64 (docs/gpu.md): slots to 1e-5 of the largest slot entry, the loss to 1e-6
+    ab = diff("align_uniform slots", grads[:n], gg.copy_to_host()[:n])[0]
+    assert ab < 1e-5 * np.abs(grads[:n]).max()
     h = info.copy_to_host()
     assert h[1] == B
-    assert diff("align_uniform loss", [loss], [h[0]])[1] < 1e-12
+    assert diff("align_uniform loss", [loss], [h[0]])[1] < 1e-6

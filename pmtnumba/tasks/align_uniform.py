@@ -22,9 +22,15 @@ through it on its own and the slots of a row can be summed afterwards. Slots: tw
 alignment (``2p`` the user, ``2p + 1`` the item), then one per unique user and one per unique item
 for the uniformity terms, so at most ``4 B`` slots.
 
-Determinism: every kernel is parallel over independent outputs; the uniformity kernel sums each
-row ``a``'s terms over ``b`` in index order, and ``Z`` is a NumPy sum of the per-row sums in row
-order. Results are bit-identical for any thread count.
+The uniformity term is the O(m^2 d) part: for rows of norm <= 1, ``||n_a - n_b||^2 = s_a + s_b -
+2 n_a . n_b``, so per pair of row blocks it is a Gram product, an element-wise exp and two more
+products (:func:`uniformity_rows`; :func:`uniformity_reference` is the same sums written plainly;
+docs/gradients.md section 5). The weights are computed in E's precision (float32 in training),
+the sums that make the loss and the gradient scale (``Z``, per-row sums across blocks) in float64.
+
+Determinism: every kernel is parallel over independent outputs (rows, pairs, or block pairs that
+write their own partial sums), every sum runs in a fixed order, and ``Z`` is a NumPy sum of the
+per-row sums in row order. Results are bit-identical for any thread count.
 
 Under ``--aux-sampling independent`` this task still uses the step's batch (it has no links).
 """
@@ -108,12 +114,6 @@ def align_slots(E, u, i, scale, eps, out_rows, out_grads, out_loss):
         out_loss[p] = align_pair(E, u[p], i[p], scale, eps, 2 * p, out_rows, out_grads)
 
 
-@shared_jit(inline="always")
-def pair_weight(sq):
-    """The uniformity weight ``exp(-2 ||n_a - n_b||^2)`` of a squared distance (CPU and CUDA)."""
-    return math.exp(-2.0 * sq)
-
-
 @register_jitable
 def row_norm(E, r):
     """``||E[r]||`` in float64, summed over k = 0..d-1 in order."""
@@ -139,47 +139,279 @@ def normalize_row(E, r, eps, out, a):
         out[a, k] = np.float64(E[r, k]) * inv
 
 
+def uniformity_reference(N):
+    """The uniformity sums, written plainly (NumPy, O(m^2 d) memory): for normalised rows
+    ``N [m, d]`` and ``w_ab = exp(-2 ||n_a - n_b||^2)`` (``w_aa = 0``)::
+
+        rowsum[a] = sum_b w_ab
+        acc[a]    = sum_b w_ab (n_a - n_b) = rowsum[a] n_a - (W N)[a]
+
+    Then ``Z = sum_a rowsum[a] / 2`` and ``d unif / d n_a = -4 acc[a] / Z``. This is what
+    :func:`uniformity_rows` computes tile by tile; the tests hold the two equal."""
+    D = ((N[:, None, :] - N[None, :, :]) ** 2).sum(-1)
+    W = np.exp(-2.0 * D)
+    np.fill_diagonal(W, 0.0)
+    rowsum = W.sum(1)
+    return rowsum, rowsum[:, None] * N - W @ N
+
+
+# ---------------------------------------------------------------------------------------------
+# The fast uniformity kernel. For rows of norm <= 1, ||x_a - x_b||^2 = s_a + s_b - 2 x_a . x_b
+# (s = ||x||^2, 1 for a normalised row), so the pair weights of a block of rows I against a block J
+# are a Gram product, an element-wise exp, and the gradient sums are two more products:
+#     G = X_I X_J^T,   W = exp(-2 (s_I + s_J^T - 2 G)),   W X_J (rows of I),   W^T X_I (rows of J).
+# The m rows are cut into blocks of TILE; only tiles I <= J are computed (w is symmetric), each
+# tile in its own scratch (the m x m matrix is never stored), in E's precision, every sum in a fixed
+# order; each tile writes its own partial sums, which a second kernel adds per row in float64 in a
+# fixed tile order. So the result does not depend on the thread count and needs no atomics.
+
+TILE = 128  # the largest block (rows; a multiple of 8)
+TILE_CHUNKS = 32  # the tiles are split into this many runs of consecutive tiles for the threads
+
+
+def exp_consts(dtype):
+    """``(1/16, 1/0!, 1/1!, ..., 1/13!, 0, 2)`` in ``dtype``: the constants of :func:`exp_neg` and
+    of the weight formula, in E's precision (Numba would promote float32 with a float64 literal)."""
+    return np.array((1.0 / 16.0,) + tuple(1.0 / math.factorial(q) for q in range(14)) + (0.0, 2.0), dtype=dtype)
+
+
+@shared_jit(inline="always")
+def exp_tuple(c):
+    """``tuple(c)`` of :func:`exp_consts` inside a kernel (a tuple of scalars: no loads in the loop)."""
+    return (c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11], c[12], c[13], c[14],
+            c[15], c[16])
+
+
+@shared_jit(inline="always")
+def exp_neg(y, k):
+    """``exp(y)`` for ``-9 <= y <= 0`` (the uniformity exponents) as ``p(y / 16)^16``, ``p`` the
+    degree-13 Taylor polynomial of exp evaluated by Estrin's scheme; ``k = exp_tuple(exp_consts(dtype))``.
+    Only products and sums, so the loop over a tile row vectorises (Numba's exp is a scalar libm call
+    without SVML). Relative error: ~1e-13 in float64; in float32 the rounding of ``p`` times 16 from
+    the squarings, a few 1e-6 (the order of the float32 Gram's own rounding, ``4 |dg|``). Shared by
+    the CPU tile kernel and the CUDA twin."""
+    u = y * k[0]
+    u2 = u * u
+    u4 = u2 * u2
+    u8 = u4 * u4
+    r0 = (k[1] + k[2] * u) + (k[3] + k[4] * u) * u2
+    r1 = (k[5] + k[6] * u) + (k[7] + k[8] * u) * u2
+    r2 = (k[9] + k[10] * u) + (k[11] + k[12] * u) * u2
+    r3 = k[13] + k[14] * u
+    p = (r0 + r1 * u4) + (r2 + r3 * u4) * u8
+    p = p * p
+    p = p * p
+    p = p * p
+    return p * p
+
+
+@shared_jit(inline="always")
+def gram_weight(g, s_first, s_second, k):
+    """``w = exp(-2 (s_a + s_b - 2 g))`` from ``g = x_a . x_b`` and the squared norms, the exponent
+    clipped at 0 (rounding can make it slightly positive for ``a ~ b``). The CPU tile kernel passes
+    the row of the lower block first (the row itself in a diagonal tile), so that ``w_ab`` is one
+    value whichever end of the pair uses it."""
+    y = k[16] * (((g + g) - s_first) - s_second)
+    y = y if y < k[15] else k[15]
+    return exp_neg(y, k)
+
+
+@njit(inline="always", fastmath={"contract"})
+def rowpanel(A, B, C):
+    """``C[r, j] = sum_l A[r, l] B[l, j]``, summed over ``l`` ascending (one fused multiply-add per
+    term). Register-tiled: four rows of C at a time and four ``l`` per pass over them, the ``j``
+    loop innermost, where it vectorises with 16 broadcast values and 4 accumulators in registers."""
+    R = C.shape[0]
+    n = C.shape[1]
+    L = A.shape[1]
+    r = 0
+    while r + 4 <= R:
+        c0 = C[r]
+        c1 = C[r + 1]
+        c2 = C[r + 2]
+        c3 = C[r + 3]
+        for j in range(n):
+            c0[j] = 0
+            c1[j] = 0
+            c2[j] = 0
+            c3[j] = 0
+        l = 0
+        while l + 4 <= L:
+            a0, a1, a2, a3 = A[r, l], A[r, l + 1], A[r, l + 2], A[r, l + 3]
+            e0, e1, e2, e3 = A[r + 1, l], A[r + 1, l + 1], A[r + 1, l + 2], A[r + 1, l + 3]
+            f0, f1, f2, f3 = A[r + 2, l], A[r + 2, l + 1], A[r + 2, l + 2], A[r + 2, l + 3]
+            h0, h1, h2, h3 = A[r + 3, l], A[r + 3, l + 1], A[r + 3, l + 2], A[r + 3, l + 3]
+            b0, b1, b2, b3 = B[l], B[l + 1], B[l + 2], B[l + 3]
+            for j in range(n):
+                x0, x1, x2, x3 = b0[j], b1[j], b2[j], b3[j]
+                c0[j] = (((c0[j] + a0 * x0) + a1 * x1) + a2 * x2) + a3 * x3
+                c1[j] = (((c1[j] + e0 * x0) + e1 * x1) + e2 * x2) + e3 * x3
+                c2[j] = (((c2[j] + f0 * x0) + f1 * x1) + f2 * x2) + f3 * x3
+                c3[j] = (((c3[j] + h0 * x0) + h1 * x1) + h2 * x2) + h3 * x3
+            l += 4
+        while l < L:
+            a0, e0, f0, h0 = A[r, l], A[r + 1, l], A[r + 2, l], A[r + 3, l]
+            b0 = B[l]
+            for j in range(n):
+                x0 = b0[j]
+                c0[j] += a0 * x0
+                c1[j] += e0 * x0
+                c2[j] += f0 * x0
+                c3[j] += h0 * x0
+            l += 1
+        r += 4
+    while r < R:
+        c0 = C[r]
+        for j in range(n):
+            c0[j] = 0
+        for l in range(L):
+            a0 = A[r, l]
+            b0 = B[l]
+            for j in range(n):
+                c0[j] += a0 * b0[j]
+        r += 1
+
+
+@njit(inline="always", fastmath={"contract"})
+def weight_tile(G, sI, sJ, k, diag, nI, nJ, WT, rsI, csJ):
+    """In place ``G[i, j] <- w_ij`` (:func:`gram_weight`; 0 on the diagonal of a diagonal tile and
+    outside the ``nI x nJ`` real rows), ``WT = W^T``, ``rsI[i] = sum_j w_ij`` and
+    ``csJ[j] = sum_i w_ij`` (plain sums, ascending)."""
+    T = G.shape[0]
+    zero = k[15]
+    for j in range(T):
+        csJ[j] = zero
+        rsI[j] = zero
+    for i in range(T):
+        g = G[i]
+        si = sI[i]
+        for j in range(T):
+            g[j] = gram_weight(g[j], si, sJ[j], k)
+        if diag:
+            g[i] = zero
+        for j in range(nJ, T):
+            g[j] = zero
+        if i >= nI:
+            for j in range(T):
+                g[j] = zero
+        for j in range(T):
+            csJ[j] += g[j]
+    for i0 in range(0, T, 8):  # transpose by 8 x 8 blocks (cache-friendly)
+        for j0 in range(0, T, 8):
+            for i in range(i0, i0 + 8):
+                for j in range(j0, j0 + 8):
+                    WT[j, i] = G[i, j]
+    for j in range(T):
+        wt = WT[j]
+        for i in range(T):
+            rsI[i] += wt[i]
+
+
+@njit(parallel=True, cache=True, fastmath={"contract"})
+def uniformity_tiles(Xb, XTb, sb, m, tile_i, tile_j, c, acc_r, acc_c, rs_r, rs_c):
+    """Every tile ``t = (I, J)``, ``I <= J``, in parallel; it writes only its own partial sums:
+    ``acc_r[t] = (W X_J)^T`` and ``rs_r[t]`` for the rows of block I, ``acc_c[t] = (W^T X_I)^T`` and
+    ``rs_c[t]`` for the rows of block J (not for a diagonal tile: there ``W`` is the whole symmetric
+    block and ``acc_r`` already has every pair).
+
+    ``Xb [nb, T, d]``: the normalised rows in blocks (zero rows past ``m``), ``XTb [nb, d, T]``
+    the blocks transposed, ``sb [nb, T]`` their squared norms, ``c = exp_consts(dtype)``."""
+    k = exp_tuple(c)
+    T = Xb.shape[1]
+    nt = tile_i.shape[0]
+    nchunks = min(nt, TILE_CHUNKS)
+    for ch in prange(nchunks):  # a fixed split of the tiles (not per thread), one scratch each
+        W = np.empty((T, T), Xb.dtype)
+        WT = np.empty((T, T), Xb.dtype)
+        for t in range(ch * nt // nchunks, (ch + 1) * nt // nchunks):
+            I = tile_i[t]
+            J = tile_j[t]
+            rowpanel(Xb[I], XTb[J], W)  # the Gram block
+            weight_tile(W, sb[I], sb[J], k, I == J, min(T, m - I * T), min(T, m - J * T), WT, rs_r[t], rs_c[t])
+            rowpanel(XTb[J], WT, acc_r[t])
+            if I != J:
+                rowpanel(XTb[I], W, acc_c[t])
+
+
 @njit(parallel=True, cache=True)
-def uniformity_rows(N, NT, out_rowsum, out_acc):
-    """The O(m^2 d) part of the uniformity term on normalised rows ``N [m, d]`` (``NT = N.T``,
-    contiguous).
+def uniformity_reduce(N, acc_r, acc_c, rs_r, rs_c, nb, out_rowsum, out_acc):
+    """Per row ``a`` (row ``r`` of block ``b``), in parallel over blocks: the tiles' partial sums added
+    in float64 in a fixed order, tiles ``(I, b)`` for ``I < b`` then ``(b, J)`` for ``J >= b``
+    (partner blocks ascending); ``out_rowsum[a] = sum_b w_ab``,
+    ``out_acc[a] = out_rowsum[a] n_a - sum_b w_ab x_b``."""
+    m, d = N.shape
+    T = acc_r.shape[2]
+    for b in prange(nb):
+        acc = np.zeros((d, T))
+        rs = np.zeros(T)
+        for P in range(nb):
+            if P < b:
+                t = P * nb - P * (P - 1) // 2 + (b - P)  # tile (P, b): this block is its J side
+                part, prs = acc_c[t], rs_c[t]
+            else:
+                t = b * nb - b * (b - 1) // 2 + (P - b)  # tile (b, P): this block is its I side
+                part, prs = acc_r[t], rs_r[t]
+            for r in range(T):
+                rs[r] += prs[r]
+            for q in range(d):
+                for r in range(T):
+                    acc[q, r] += part[q, r]
+        for r in range(min(T, m - b * T)):
+            a = b * T + r
+            out_rowsum[a] = rs[r]
+            for q in range(d):
+                out_acc[a, q] = rs[r] * N[a, q] - acc[q, r]
 
-    For each ``a`` (in parallel), summing over ``b != a`` in index order::
 
-        out_rowsum[a] = sum_b exp(-2 ||n_a - n_b||^2)
-        out_acc[a]    = sum_b exp(-2 ||n_a - n_b||^2) (n_a - n_b)
+@njit(parallel=True, cache=True)
+def pack_blocks(N, Xb, XTb, sb):
+    """``Xb``, ``XTb``, ``sb`` of :func:`uniformity_tiles` from the float64 rows ``N``: rows rounded
+    to Xb's precision, zero past ``m``; ``sb`` = the squared norm of the rounded row (float64 sum
+    over k ascending, then rounded)."""
+    m, d = N.shape
+    nb, T = sb.shape
+    for b in prange(nb):
+        for r in range(T):
+            a = b * T + r
+            s = 0.0
+            for q in range(d):
+                Xb[b, r, q] = N[a, q] if a < m else 0.0  # rounded to Xb's type on store
+                x = Xb[b, r, q]
+                XTb[b, q, r] = x
+                s += np.float64(x) * np.float64(x)
+            sb[b, r] = s
 
-    Then ``Z = sum_a out_rowsum[a] / 2`` (each unordered pair counted twice) and
-    ``d unif / d n_a = -4 out_acc[a] / Z``.
 
-    The squared distances of row ``a`` to every ``b`` are accumulated with ``k`` outer and ``b``
-    inner (over ``NT``), so the inner loop is element-wise and vectorises without reordering any
-    sum: each ``||n_a - n_b||^2`` is still summed over ``k = 0..d-1`` in order.
-    """
-    m = N.shape[0]
-    d = N.shape[1]
-    for a in prange(m):
-        sq = np.zeros(m)
-        for k in range(d):
-            x = N[a, k]
-            for b in range(m):
-                t = x - NT[k, b]
-                sq[b] += t * t
-        for b in range(m):  # sq becomes the weights exp(-2 sq), 0 for b == a
-            sq[b] = pair_weight(sq[b])
-        sq[a] = 0.0
-        acc = np.zeros(d)
-        rs = 0.0
-        for b in range(m):
-            if b == a:
-                continue
-            w = sq[b]
-            rs += w
-            for k in range(d):
-                acc[k] += w * N[b, k]
-        out_rowsum[a] = rs
-        for k in range(d):
-            out_acc[a, k] = rs * N[a, k] - acc[k]
+def uniformity_rows(N, dtype, out_rowsum, out_acc):
+    """``out_rowsum``, ``out_acc`` (float64) of :func:`uniformity_reference` for the normalised rows
+    ``N [m, d]`` (float64), the pair weights computed in ``dtype`` (E's) tile by tile."""
+    m, d = N.shape
+    nb, T = tile_size(m)
+    Xb = np.empty((nb, T, d), dtype)
+    XTb = np.empty((nb, d, T), dtype)
+    sb = np.empty((nb, T), dtype)
+    pack_blocks(N, Xb, XTb, sb)
+    ti, tj = _tiles(nb)
+    nt = ti.shape[0]
+    acc_r = np.empty((nt, d, T), dtype)
+    acc_c = np.empty((nt, d, T), dtype)
+    rs_r = np.empty((nt, T), dtype)
+    rs_c = np.empty((nt, T), dtype)
+    uniformity_tiles(Xb, XTb, sb, m, ti, tj, exp_consts(dtype), acc_r, acc_c, rs_r, rs_c)
+    uniformity_reduce(N, acc_r, acc_c, rs_r, rs_c, nb, out_rowsum, out_acc)
+
+
+def tile_size(m):
+    """``(nb, T)``: as few blocks as ``TILE`` allows, of the smallest multiple of 8 that holds the
+    ``m`` rows (so the last block is not mostly padding)."""
+    nb = max(1, -(-m // TILE))
+    return nb, 8 * -(-m // (8 * nb))
+
+
+def _tiles(nb):
+    """Block pairs ``(I, J)``, ``I <= J``, row-major (the order :func:`uniformity_reduce` indexes)."""
+    ti, tj = np.triu_indices(nb)
+    return ti.astype(np.int64), tj.astype(np.int64)
 
 
 @njit(parallel=True, cache=True)
@@ -218,7 +450,7 @@ def _uniformity_fill(E, rows, weight, eps, out_rows, out_grads):
     normalized_rows(E, rows, eps, N)
     rowsum = np.empty(m, np.float64)
     acc = np.empty((m, E.shape[1]), np.float64)
-    uniformity_rows(N, np.ascontiguousarray(N.T), rowsum, acc)
+    uniformity_rows(N, E.dtype, rowsum, acc)
     Z = float(rowsum.sum()) / 2.0
     P = m * (m - 1) / 2.0
     unif = math.log(Z) - math.log(P)

@@ -5,14 +5,16 @@ CPU kernel                      CUDA twin                              shared fu
 =============================== ====================================== ==========================
 ``align_slots``                 :func:`align_slots_cuda`               ``align_pair``
 ``normalized_rows``             :func:`normalized_rows_cuda`           ``normalize_row``
-``uniformity_rows``             :func:`uniformity_rows_cuda`           ``pair_weight``
+``uniformity_rows``             :func:`uniformity_rows_cuda`           ``gram_weight``, ``exp_neg``
 ``normalize_backward_slots``    :func:`normalize_backward_slots_cuda`  ``normalize_backward_row``
 ``np.unique`` of the batch rows :func:`unique_rows_cuda`               (mark + prefix sum: sorted)
 =============================== ====================================== ==========================
 
 The uniformity kernel is the O(m^2 d) part: one thread per row ``a`` sums over ``b`` in index
-order (the CPU's order), the rows ``b`` read in tiles through shared memory by the whole block;
-no float atomics. ``Z`` is then one thread's left-to-right sum of the row sums (the CPU uses
+order, the rows ``b`` read in tiles through shared memory by the whole block; no float atomics.
+It shares the CPU's weight formula and exp (``gram_weight``, ``exp_neg``) but runs them in float64
+on the float64 normalised rows, where the CPU tile kernel computes the weights in E's precision
+(float32: about 1e-6 relative) and sums them tile by tile (docs/gpu.md). ``Z`` is then one thread's left-to-right sum of the row sums (the CPU uses
 NumPy's pairwise sum: the last bits may differ for m > 8; docs/gpu.md). Counts (unique rows)
 stay on the device; slot offsets are read from device scalars.
 """
@@ -25,10 +27,11 @@ import numpy as np
 from numba import cuda
 
 from ..scan_cuda import THREADS, blocks, exclusive_scan
-from .align_uniform import align_pair, normalize_backward_row, normalize_row, pair_weight
+from .align_uniform import align_pair, exp_consts, exp_tuple, gram_weight, normalize_backward_row, normalize_row
 
 MAX_DIM = 128  # embedding width the uniformity kernel supports (a thread's accumulator)
 TILE = 32  # rows b per shared-memory tile
+EXP64 = exp_consts(np.float64)  # exp_neg's constants (a constant array in the kernel)
 
 
 @cuda.jit
@@ -81,17 +84,24 @@ def normalized_rows_cuda(E, rows, m_dev, eps, out):
 
 @cuda.jit
 def uniformity_rows_cuda(N, m_dev, out_rowsum, out_acc):
-    """``out_rowsum[a] = sum_{b != a} w_ab``, ``out_acc[a] = rowsum * n_a - sum_{b != a} w_ab n_b``
-    with ``w_ab = exp(-2 ||n_a - n_b||^2)`` (the CPU kernel's sums, b in index order). Launch with
-    ``THREADS`` threads per block; ``d <= MAX_DIM``."""
+    """``out_rowsum[a] = sum_{b != a} w_ab``, ``out_acc[a] = rowsum * n_a - sum_{b != a} w_ab n_b``,
+    ``w_ab = gram_weight(n_a . n_b, ||n_a||^2, ||n_b||^2)`` (the CPU tile kernel's weight formula and
+    exp, here in float64; b in index order). Launch with ``THREADS`` threads per block;
+    ``d <= MAX_DIM``."""
     tile = cuda.shared.array((TILE, MAX_DIM), np.float64)
+    stile = cuda.shared.array(TILE, np.float64)
+    k = exp_tuple(EXP64)
     m = m_dev[0]
     d = N.shape[1]
     a = cuda.grid(1)
     tx = cuda.threadIdx.x
     acc = cuda.local.array(MAX_DIM, np.float64)
-    for k in range(d):
-        acc[k] = 0.0
+    for q in range(d):
+        acc[q] = 0.0
+    sa = 0.0
+    if a < m:
+        for q in range(d):
+            sa += N[a, q] * N[a, q]
     rs = 0.0
     for b0 in range(0, m, TILE):
         cuda.syncthreads()
@@ -101,23 +111,29 @@ def uniformity_rows_cuda(N, m_dev, out_rowsum, out_acc):
             if b0 + bb < m:
                 tile[bb, kk] = N[b0 + bb, kk]
         cuda.syncthreads()
+        for bb in range(tx, TILE, cuda.blockDim.x):
+            sb = 0.0
+            if b0 + bb < m:
+                for q in range(d):
+                    sb += tile[bb, q] * tile[bb, q]
+            stile[bb] = sb
+        cuda.syncthreads()
         if a < m:
             for bb in range(min(TILE, m - b0)):
                 b = b0 + bb
                 if b == a:
                     continue
-                sq = 0.0
-                for k in range(d):
-                    t = N[a, k] - tile[bb, k]
-                    sq += t * t
-                w = pair_weight(sq)
+                g = 0.0
+                for q in range(d):
+                    g += N[a, q] * tile[bb, q]
+                w = gram_weight(g, sa, stile[bb], k)
                 rs += w
-                for k in range(d):
-                    acc[k] += w * tile[bb, k]
+                for q in range(d):
+                    acc[q] += w * tile[bb, q]
     if a < m:
         out_rowsum[a] = rs
-        for k in range(d):
-            out_acc[a, k] = rs * N[a, k] - acc[k]
+        for q in range(d):
+            out_acc[a, q] = rs * N[a, q] - acc[q]
 
 
 @cuda.jit
