@@ -66,7 +66,7 @@ def kernels():
     ]
     import importlib
 
-    for mod in ("pmtnumba.training.step_cuda", "pmtnumba.tasks.align_uniform_cuda"):
+    for mod in ("pmtnumba.training.step_cuda", "pmtnumba.tasks.align_uniform_cuda", "pmtnumba.combiners.gram_cuda"):
         try:
             m = importlib.import_module(mod)
         except ModuleNotFoundError:

@@ -30,7 +30,9 @@ import numpy as np
 from numba import cuda
 
 from ..combiners import EW, PMTRec, StepContext
+from ..combiners.taskwise import TaskwiseCombiner
 from ..combiners.base_cuda import ew_cuda
+from ..combiners.gram_cuda import GramWorkspace
 from ..combiners.pmtrec import focus_factor
 from ..combiners.pmtrec_cuda import MAX_TASKS, pmtrec_cuda
 from ..data.link_samplers_cuda import (
@@ -333,6 +335,12 @@ class _AlignUniformDevice(_DeviceTask):
                                                    self.scal[1], info, t, T, rows, rows.shape[0])
 
 
+def on_gram(combiner) -> bool:
+    """Whether ``combiner`` runs on the device as ``sum_t w_t G[t]`` with host weights from the
+    Gram matrix (every task-wise baseline that implements ``task_weights``; not GradDrop)."""
+    return isinstance(combiner, TaskwiseCombiner) and type(combiner).task_weights is not TaskwiseCombiner.task_weights
+
+
 def _device_task(task: Task, B: int, n_users: int, n_rows: int = 0, dim: int = 0) -> _DeviceTask:
     if isinstance(task, BPRTask):
         return _BPRDevice(task, B, n_users)
@@ -385,6 +393,7 @@ class CudaStep:
         self.rws = RowIndexWorkspace(N, S)
         self.G = cuda.device_array((T, S, d), E.dtype)
         self.g = cuda.device_array((S, d), E.dtype)
+        self.gram_ws = GramWorkspace(T, S * d) if on_gram(combiner) else None
         self.W = cuda.device_array((S, T), np.float64)
         self.local = cuda.to_device(np.full(N, -1, np.int64)) if adam.mode == "dense" else None
         self.bu = cuda.device_array(max(self.B, 1), np.int64)
@@ -426,7 +435,13 @@ class CudaStep:
             c = self.combiner
             pmtrec_cuda[blocks(self.S), THREADS](self.G, R_dev, focus_factor(c.alpha, ctx.epoch), float(c.tau),
                                                  bool(c.drop_absent), self.g, self.W)
-        else:  # task-wise baselines: G to the host, the CPU combiner, g back
+        elif self.gram_ws is not None:  # g = sum_t w_t G[t], w from the T x T Gram matrix (host solve)
+            c, ws = self.combiner, self.gram_ws
+            G2 = self.G.reshape(T, self.S * d)
+            A = ws.gram(G2, R_dev, d) if c.uses_gram else None
+            w = c.task_weights(A, T, ctx)
+            ws.weighted_sum(G2, w, R_dev, d, self.g.reshape(self.S * d))
+        else:  # GradDrop (per coordinate): G to the host, the CPU combiner, g back
             R = int(R_dev.copy_to_host()[0])
             host_rows = self.rws.rows[:R].copy_to_host() if R else np.zeros(0, np.int64)
             ctx.rows = host_rows
