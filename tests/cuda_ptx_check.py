@@ -66,7 +66,8 @@ def kernels():
     ]
     import importlib
 
-    for mod in ("pmtnumba.training.step_cuda", "pmtnumba.tasks.align_uniform_cuda", "pmtnumba.combiners.gram_cuda"):
+    for mod in ("pmtnumba.training.step_cuda", "pmtnumba.tasks.align_uniform_cuda", "pmtnumba.combiners.gram_cuda",
+                "pmtnumba.training.weights_cuda"):
         try:
             m = importlib.import_module(mod)
         except ModuleNotFoundError:

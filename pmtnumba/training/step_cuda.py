@@ -14,9 +14,11 @@ Everything lives on the device from :class:`CudaStep`'s construction on: the emb
 Adam's moments, the training interactions, every task's CSR structures and all step buffers
 (sized for a full batch once). A step copies nothing to the device except kernel scalars (the
 random key, offsets) and reads back one small array: the per-task losses and pair counts, the
-row count and a finite flag. The task-wise baselines (PCGrad, Nash-MTL, ...) run on the host:
-their ``G`` is copied back and their ``g`` copied in (documented in docs/gpu.md), as do PMTRec's
-per-row weights when they are recorded.
+row count and a finite flag. The task-wise baselines that combine ``g = sum_t w_t G[t]`` (PCGrad,
+GradVac, CAGrad, Aligned-MTL, Nash-MTL, RLW) add one T x T copy back (the Gram matrix, built on
+the device by combiners/gram_cuda.py) and T weights down; GradDrop, which works per coordinate,
+still copies ``G`` back and ``g`` in (docs/gpu.md). PMTRec's recorded weights are summarised on the
+device (training/weights_cuda.py) and copied back once per epoch.
 
 ``G`` is the ``[T, R, d]`` prefix of a ``[T, S, d]`` device buffer (S slots bound R), so R never
 has to be known on the host to launch a kernel: kernels read it from the device.
@@ -401,8 +403,21 @@ class CudaStep:
         self.br = None if train_ratings is None else cuda.device_array(max(self.B, 1), train_ratings.dtype)
         self.info = cuda.device_array(2 * T + 2, np.float64)
         self.perm = None
-        self.last_rows = None  # host copies, only when a host-side consumer asks for them
-        self.last_weights = None
+        self.weights = None  # PMTRec's weight summaries on the device (record_weights)
+
+    def record_weights(self, recorder) -> None:
+        """Summarise PMTRec's per-row weights into ``recorder`` (a :class:`~.weights.WeightRecorder`)
+        on the device; :meth:`flush_weights` adds them into it once per epoch."""
+        from .weights_cuda import DeviceWeights
+
+        if not isinstance(self.combiner, PMTRec):
+            raise PmtError(f"weights are recorded for PMTRec only, not {self.combiner.name}")
+        self.weights = DeviceWeights(recorder, len(self.tasks), self.S)
+
+    def flush_weights(self) -> None:
+        """Add the epoch's device weight summaries into the host recorder (before its end_epoch)."""
+        if self.weights is not None:
+            self.weights.flush()
 
     def set_epoch_order(self, perm: np.ndarray) -> None:
         """Upload the epoch's shuffled order of the training interactions (once per epoch)."""
@@ -411,7 +426,7 @@ class CudaStep:
     def _G_host(self, R: int) -> np.ndarray:
         return self.G[:, :R, :].copy_to_host() if R else np.zeros((len(self.tasks), 0, self.G.shape[2]), np.float32)
 
-    def step(self, lo: int, n: int, ctx: StepContext, seed: int, want_weights: bool = False):
+    def step(self, lo: int, n: int, ctx: StepContext, seed: int):
         """Train on the interactions ``perm[lo:lo+n]``; returns ``(losses [T], pairs [T])``."""
         T = len(self.tasks)
         _gather_batch[blocks(n), THREADS](self.perm, lo, n, self.train_users, self.train_items, self.bu, self.bi)
@@ -428,13 +443,14 @@ class CudaStep:
         d = self.G.shape[2]
         nd = blocks(self.S * d)
         gather_rows_cuda[nd, THREADS](self.rws.indptr, self.rws.order, self.slot_task, self.slot_grads, R_dev, self.G)
-        host_rows = None
         if type(self.combiner) is EW:
             ew_cuda[nd, THREADS](self.G, R_dev, self.g)
         elif isinstance(self.combiner, PMTRec):
             c = self.combiner
             pmtrec_cuda[blocks(self.S), THREADS](self.G, R_dev, focus_factor(c.alpha, ctx.epoch), float(c.tau),
                                                  bool(c.drop_absent), self.g, self.W)
+            if self.weights is not None:
+                self.weights.observe(self.rws.rows, self.W, R_dev)
         elif self.gram_ws is not None:  # g = sum_t w_t G[t], w from the T x T Gram matrix (host solve)
             c, ws = self.combiner, self.gram_ws
             G2 = self.G.reshape(T, self.S * d)
@@ -443,8 +459,7 @@ class CudaStep:
             ws.weighted_sum(G2, w, R_dev, d, self.g.reshape(self.S * d))
         else:  # GradDrop (per coordinate): G to the host, the CPU combiner, g back
             R = int(R_dev.copy_to_host()[0])
-            host_rows = self.rws.rows[:R].copy_to_host() if R else np.zeros(0, np.int64)
-            ctx.rows = host_rows
+            ctx.rows = self.rws.rows[:R].copy_to_host() if R else np.zeros(0, np.int64)
             g = np.ascontiguousarray(self.combiner(self._G_host(R), ctx), dtype=self.g.dtype)
             if R:
                 self.g[:R].copy_to_device(g)
@@ -454,10 +469,6 @@ class CudaStep:
         info = self.info.copy_to_host()
         losses, pairs = info[:T].copy(), info[T:2 * T].astype(np.int64)
         R = int(info[2 * T + 1])
-        if want_weights:
-            self.last_rows = host_rows if host_rows is not None else (
-                self.rws.rows[:R].copy_to_host() if R else np.zeros(0, np.int64))
-            self.last_weights = self.W[:R].copy_to_host() if R else np.zeros((0, T))
         if not (np.isfinite(losses).all() and info[2 * T] == 1):
             self._diverged(losses, R, ctx)
         return losses, pairs

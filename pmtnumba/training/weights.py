@@ -14,7 +14,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..jitshare import shared_jit
+
 N_BINS = 100
+
+
+@shared_jit()
+def weight_bin(w):
+    """The histogram bin of one weight in [0, 1]: ``min(int(w * N_BINS), N_BINS - 1)``, the scalar
+    form of :meth:`WeightRecorder.observe`'s array expression (used by its CUDA twin,
+    training/weights_cuda.py; a test checks the two agree on every bin edge)."""
+    return min(np.int64(w * N_BINS), N_BINS - 1)
 
 
 def degree_groups(degree: np.ndarray, kind: str, n_groups: int = 4):
@@ -56,6 +66,11 @@ class WeightRecorder:
         cell = g[:, None] * T + np.arange(T)[None, :]
         self.hist += np.bincount((cell * N_BINS + b).ravel(), minlength=G * T * N_BINS).reshape(G, T, N_BINS)
         self.sums += np.bincount(cell.ravel(), weights=W.ravel(), minlength=G * T).reshape(G, T)
+
+    def add_counts(self, hist: np.ndarray, sums: np.ndarray) -> None:
+        """Add counts and sums accumulated elsewhere (the GPU step's, once per epoch) as if observed."""
+        self.hist += hist
+        self.sums += sums
 
     def end_epoch(self, epoch: int) -> None:
         """Summarise the epoch's histograms into records and start afresh."""
