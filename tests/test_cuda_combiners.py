@@ -65,8 +65,8 @@ def test_gram_baselines_match_cpu(method, parts, chunk, monkeypatch):
         np.testing.assert_allclose(gpu.state_dict()[k], v, rtol=1e-10, atol=1e-12)
 
 
-def test_graddrop_stays_on_the_host_path():
-    assert not on_gram(make_combiner("graddrop"))
+def test_which_combiners_take_the_gram_path():
+    assert not on_gram(make_combiner("graddrop"))  # per coordinate: graddrop_cuda
     assert not on_gram(make_combiner("pmtrec")) and not on_gram(make_combiner("ew"))
 
 
@@ -79,3 +79,47 @@ def test_gram_zero_rows():
     A, g = _device_combine(gpu, G, 0, StepContext(), ws)
     assert A.shape == (2, 2) and not A.any()
     np.testing.assert_array_equal(gpu.last_weights, cpu.last_weights)
+
+
+def test_pcg64_jump_matches_numpy():
+    """The device's PCG64 arithmetic (plain Python here) draws NumPy's numbers at any position."""
+    from pmtnumba.combiners import pcg64 as P
+
+    rng = np.random.default_rng(7)
+    rng.permutation(3)  # leaves a buffered 32-bit half-word: advance_generator must keep it
+    ref = np.random.default_rng(7)
+    ref.permutation(3)
+    U = ref.random(300)
+    state, inc = P.generator_state(rng)
+    tab = P.jump_table(inc)
+    sh, sl = np.uint64(state >> 64), np.uint64(state & (2**64 - 1))
+    with np.errstate(over="ignore"):
+        for n in (0, 1, 2, 5, 64, 255, 299):
+            h, lo = P.jump(tab, np.uint64(n), sh, sl)
+            h, lo = P.affine128(tab[0, 0], tab[0, 1], tab[0, 2], tab[0, 3], h, lo)
+            assert P.output_double(h, lo) == U[n], n
+    P.advance_generator(rng, 300)
+    assert rng.bit_generator.state == ref.bit_generator.state
+    assert rng.permutation(9).tolist() == ref.permutation(9).tolist()
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.parametrize("leak", [0.0, 0.3])
+def test_graddrop_matches_cpu(leak):
+    """GradDrop on the device: the CPU's uniforms bit for bit, g equal, the generator where the CPU's is."""
+    from pmtnumba.combiners.graddrop_cuda import GradDropDevice
+
+    T, S, R, d = 3, 23, 17, 4
+    cpu, gpu = make_combiner("graddrop", leak=leak), make_combiner("graddrop", leak=leak)
+    dev = GradDropDevice()
+    rc, rg = np.random.default_rng(11), np.random.default_rng(11)
+    for step in (1, 2):
+        G = _step_gradients(step, T, S, R, d)
+        g_cpu = cpu(G[:, :R], StepContext(step=step, rng=rc))
+        g = cuda.to_device(np.zeros((S, d), np.float32))
+        dev.combine(gpu, cuda.to_device(G).reshape(T, S * d), cuda.to_device(np.array([R], np.int64)), d, rg,
+                    g.reshape(S * d))
+        ab, rel = diff(f"graddrop leak {leak} g step {step}", g_cpu, g.copy_to_host()[:R])
+        assert ab == 0.0
+        assert np.any(g_cpu != G[:, :R].sum(0))  # something was dropped
+        assert rc.bit_generator.state == rg.bit_generator.state

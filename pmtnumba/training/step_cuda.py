@@ -17,8 +17,9 @@ random key, offsets) and reads back one small array: the per-task losses and pai
 row count and a finite flag. The task-wise baselines that combine ``g = sum_t w_t G[t]`` (PCGrad,
 GradVac, CAGrad, Aligned-MTL, Nash-MTL, RLW) add one T x T copy back (the Gram matrix, built on
 the device by combiners/gram_cuda.py) and T weights down; GradDrop, which works per coordinate,
-still copies ``G`` back and ``g`` in (docs/gpu.md). PMTRec's recorded weights are summarised on the
-device (training/weights_cuda.py) and copied back once per epoch.
+runs on the device with the run generator's own draws (combiners/graddrop_cuda.py) and reads back
+R. PMTRec's recorded weights are summarised on the device (training/weights_cuda.py) and copied
+back once per epoch.
 
 ``G`` is the ``[T, R, d]`` prefix of a ``[T, S, d]`` device buffer (S slots bound R), so R never
 has to be known on the host to launch a kernel: kernels read it from the device.
@@ -34,6 +35,8 @@ from numba import cuda
 from ..combiners import EW, PMTRec, StepContext
 from ..combiners.taskwise import TaskwiseCombiner
 from ..combiners.base_cuda import ew_cuda
+from ..combiners.graddrop import GradDrop
+from ..combiners.graddrop_cuda import GradDropDevice
 from ..combiners.gram_cuda import GramWorkspace
 from ..combiners.pmtrec import focus_factor
 from ..combiners.pmtrec_cuda import MAX_TASKS, pmtrec_cuda
@@ -396,6 +399,7 @@ class CudaStep:
         self.G = cuda.device_array((T, S, d), E.dtype)
         self.g = cuda.device_array((S, d), E.dtype)
         self.gram_ws = GramWorkspace(T, S * d) if on_gram(combiner) else None
+        self.graddrop = GradDropDevice() if isinstance(combiner, GradDrop) else None
         self.W = cuda.device_array((S, T), np.float64)
         self.local = cuda.to_device(np.full(N, -1, np.int64)) if adam.mode == "dense" else None
         self.bu = cuda.device_array(max(self.B, 1), np.int64)
@@ -457,7 +461,10 @@ class CudaStep:
             A = ws.gram(G2, R_dev, d) if c.uses_gram else None
             w = c.task_weights(A, T, ctx)
             ws.weighted_sum(G2, w, R_dev, d, self.g.reshape(self.S * d))
-        else:  # GradDrop (per coordinate): G to the host, the CPU combiner, g back
+        elif self.graddrop is not None and GradDropDevice.supports(ctx.rng):  # per coordinate, same draws
+            self.graddrop.combine(self.combiner, self.G.reshape(T, self.S * d), R_dev, d, ctx.rng,
+                                  self.g.reshape(self.S * d))
+        else:  # a combiner without a twin (GradDrop with a non-PCG64 generator): G to the host and g back
             R = int(R_dev.copy_to_host()[0])
             ctx.rows = self.rws.rows[:R].copy_to_host() if R else np.zeros(0, np.int64)
             g = np.ascontiguousarray(self.combiner(self._G_host(R), ctx), dtype=self.g.dtype)
