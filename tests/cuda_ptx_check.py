@@ -67,7 +67,8 @@ def kernels():
     import importlib
 
     for mod in ("pmtnumba.training.step_cuda", "pmtnumba.tasks.align_uniform_cuda", "pmtnumba.combiners.gram_cuda",
-                "pmtnumba.training.weights_cuda", "pmtnumba.combiners.graddrop_cuda"):
+                "pmtnumba.training.weights_cuda", "pmtnumba.combiners.graddrop_cuda",
+                "pmtnumba.encoders.propagate_cuda"):
         try:
             m = importlib.import_module(mod)
         except ModuleNotFoundError:

@@ -277,7 +277,7 @@ class Trainer:
 
             sp = self.split
             self.dstep = CudaStep(self.encoder.E, self.tasks, self.combiner, self.adam, self.batch_size,
-                                  sp.train_users, sp.train_items, sp.train_ratings, sp.n_users)
+                                  sp.train_users, sp.train_items, sp.train_ratings, sp.n_users, encoder=self.encoder)
             if self.weights is not None:  # summarised on the device, added in once per epoch
                 self.dstep.record_weights(self.weights)
         if self.batch_size < self.cfg.batch_size:
