@@ -235,3 +235,28 @@ def test_unexpected_exception_keeps_its_traceback():
     assert r.output.strip().splitlines()[-1] == (
         "error: unexpected RuntimeError: boom. This is a bug in pmtnumba; please report it with the command you "
         "ran and the traceback above.")
+
+
+@pytest.mark.parametrize("name", ["lightgcn", "ngcf"])
+def test_graph_encoder_estimate_counts_its_buffers(name):
+    """The estimate of a graph encoder's propagation buffers equals what the encoder allocates for a
+    forward and a T-task backward (the tables and scratch it keeps), and the graph part its CSR."""
+    from pmtnumba.encoders import make_encoder
+    from pmtnumba.training.limits import encoder_buffers
+
+    rng = np.random.default_rng(0)
+    U, I, d, K, T = 30, 20, 8, 2, 3
+    pairs = np.unique(np.stack([rng.integers(0, U, 200), rng.integers(0, I, 200)], 1), axis=0)
+    enc = make_encoder(name, U, I, d, 0, pairs[:, 0], pairs[:, 1], layers=K, dropout=0.0)
+    enc.forward()
+    rows = np.arange(5, dtype=np.int64)
+    enc.backward(rows, np.ones((T, 5, enc.out_dim), np.float32))
+    held = [enc._F, *enc._bwd] + ([enc._work] if name == "lightgcn" else [enc._Es, enc._S, enc._Z])
+    parts = encoder_buffers(name, U + I, d, K, T, len(pairs))
+    assert parts["propagation"] == sum(a.nbytes for a in held)
+    adj = enc.adj
+    assert parts["graph"] == (adj.indptr.nbytes + adj.indices.nbytes + adj.data32.nbytes + adj.data64.nbytes
+                              + adj.degree.nbytes)
+    mf = estimate_fit_memory(U, I, d, 64, 192, T)
+    assert set(estimate_fit_memory(U, I, d, 64, 192, T, encoder=name, layers=K, n_train=len(pairs))) == \
+        set(mf) | {"graph", "propagation"}

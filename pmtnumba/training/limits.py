@@ -65,27 +65,56 @@ def _fmt(n: float) -> str:
 
 
 def estimate_fit_memory(n_users: int, n_items: int, dim: int, batch_size: int, slots_per_step: int,
-                        n_tasks: int, itemsize: int = 4, max_k: int = 40) -> dict[str, int]:
+                        n_tasks: int, itemsize: int = 4, max_k: int = 40, encoder: str = "mf",
+                        layers: int = 3, n_train: int = 0) -> dict[str, int]:
     """Bytes of the large buffers of one fit, by part.
 
     ``slots_per_step`` is the workspace's slot count for the (capped) batch (the sum of the tasks'
-    ``max_slots``). Step buffers: the slot gradients ``[S, d]``, the storage of ``G`` ``[T, S, d]``
-    (:class:`.step.StepWorkspace`), the combined gradient ``[S, d]``, the slot and row indices.
+    ``max_slots``). Step buffers: the slot gradients ``[S, w]``, the storage of ``G`` ``[T, S, w]``
+    (:class:`.step.StepWorkspace`), the combined gradient ``[S, w]``, the slot and row indices, with
+    ``w`` the width of the final embeddings (``d``; NGCF ``d (K+1)``). A graph encoder adds its
+    graph and propagation buffers (:func:`encoder_buffers`; ``n_train`` training interactions).
     """
     rows = n_users + n_items
     table = rows * dim * itemsize
     S = slots_per_step
-    step = (n_tasks + 2) * S * dim * itemsize + S * 16 + rows * 8
+    width = dim * (layers + 1) if encoder == "ngcf" else dim
+    step = (n_tasks + 2) * S * width * itemsize + S * 16 + rows * 8
     from ..evaluation.ranking import DEFAULT_BUFFER_BYTES
 
     evaluation = min(DEFAULT_BUFFER_BYTES, max(1, n_items) * 4 * 4096) + n_users * max_k * 8
-    return {
+    parts = {
         "embedding table": table,
         "Adam moments": 2 * table,
         "best-epoch copy": table,
         "step buffers": step,
         "evaluation": evaluation,
     }
+    parts.update(encoder_buffers(encoder, rows, dim, layers, n_tasks, n_train, itemsize))
+    return parts
+
+
+def encoder_buffers(encoder: str, rows: int, dim: int, layers: int, n_tasks: int, n_train: int,
+                    itemsize: int = 4) -> dict[str, int]:
+    """Bytes a graph encoder holds besides the table (none for MF), by part.
+
+    The graph: CSR of the symmetric adjacency, ``nnz = 2 n_train`` (int32 indices, float32 and
+    float64 values, int64 row pointers, float64 degrees). LightGCN: the final embeddings and two
+    scratch tables forward (``3 N d``); backward on the ``[T, N, d]`` stack of task gradients, its
+    output and two scratch stacks (``4 T N d``). NGCF: E^(0..K), the K products and pre-activations
+    and the concatenated output forward (``(4K + 2) N d``); backward the ``[T, N, d (K+1)]``
+    gradient of the output and four ``[T, N, d]`` stacks; its weights are negligible.
+    """
+    if encoder == "mf":
+        return {}
+    nnz = 2 * int(n_train)
+    graph = nnz * (4 + 4 + 8) + (rows + 1) * 8 + rows * 8
+    N, d, K, T = rows, dim, int(layers), int(n_tasks)
+    if encoder == "lightgcn":
+        fwd, bwd = 3 * N * d, 4 * T * N * d
+    else:
+        fwd, bwd = (4 * K + 2) * N * d, T * N * d * (K + 1) + 4 * T * N * d
+    return {"graph": graph, "propagation": (fwd + bwd) * itemsize}
 
 
 def check_memory(parts: dict[str, int], what: str) -> int:

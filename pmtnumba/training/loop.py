@@ -122,7 +122,8 @@ class Trainer:
         slots = sum(t.max_slots(self.batch_size) for t in self.tasks)
         self.memory_estimate = limits.check_memory(
             limits.estimate_fit_memory(ds.n_users, ds.n_items, cfg.dim, self.batch_size, slots, len(self.tasks),
-                                       max_k=max(cfg.ks)),
+                                       max_k=max(cfg.ks), encoder=cfg.encoder, layers=cfg.layers,
+                                       n_train=int(split.train_users.shape[0])),
             f"training {ds.name} with --dim {cfg.dim} and --batch-size {self.batch_size}"
             + (f" (capped from {cfg.batch_size} at the training interactions)" if self.batch_size < cfg.batch_size else ""))
         #: go on (with a warning) when a loss grows by orders of magnitude, instead of stopping
