@@ -13,12 +13,21 @@ from pathlib import Path
 import click
 
 from pmtnumba.errors import PmtError
+from pmtnumba.progress import format_seconds
 
 from .common import DEVICE_HELP, ClickReporter, device_line, friendly_errors, method_options, pick_device
 
 
 class _CompareReporter(ClickReporter):
-    """ClickReporter for one run of a comparison; ``--quiet`` also silences its messages."""
+    """ClickReporter for one run of a comparison; ``--quiet`` also silences its messages. On a
+    terminal the epoch's progress bar is labelled with the comparison's runs done and time left."""
+
+    status = ""
+
+    def epoch_start(self, epoch, n_steps):
+        super().epoch_start(epoch, n_steps)
+        if self.bar is not None and self.status:
+            self.bar.label = f"[{self.status}] epoch {epoch:3d}"
 
     def message(self, text):
         if not self.quiet:
@@ -27,7 +36,7 @@ class _CompareReporter(ClickReporter):
 
 def _parse_methods(text: str) -> list[str]:
     from pmtnumba.combiners import COMBINERS
-    from pmtnumba.training.compare import PAPER_METHODS
+    from pmtnumba.training.compare import BPR_ONLY, PAPER_METHODS
 
     names = [m.strip().lower() for m in text.split(",") if m.strip()]
     if not names:
@@ -36,9 +45,10 @@ def _parse_methods(text: str) -> list[str]:
     for m in names:
         out += list(PAPER_METHODS) if m == "all" else [m]
     out = list(dict.fromkeys(out))
-    unknown = [m for m in out if m not in COMBINERS]
+    unknown = [m for m in out if m not in COMBINERS and m != BPR_ONLY]
     if unknown:
-        raise PmtError(f"unknown method(s) {', '.join(unknown)} in --methods; choose from {', '.join(COMBINERS)} or all")
+        raise PmtError(f"unknown method(s) {', '.join(unknown)} in --methods; choose from {BPR_ONLY}, "
+                       f"{', '.join(COMBINERS)} or all")
     return out
 
 
@@ -94,7 +104,7 @@ def _per_method_options(methods, alpha, tau, drop_absent, pairs) -> dict[str, di
                 train[k.strip()] = val
             else:
                 rest.append(kv)
-        o = method_options(m, alpha if is_pm and "alpha" not in fixed else None,
+        o = method_options("ew" if m == "bpr-only" else m, alpha if is_pm and "alpha" not in fixed else None,
                            tau if is_pm and "tau" not in fixed else None, drop_absent and is_pm, rest)
         o.update(train)
         if o:
@@ -107,7 +117,8 @@ def _per_method_options(methods, alpha, tau, drop_absent, pairs) -> dict[str, di
               help="A shipped data set name (see `pmtnumba datasets`) or a path to a CSV/TSV of interactions.")
 @click.option("--methods", required=True,
               help="Comma-separated methods, or `all` (ew, rlw, graddrop, pcgrad, gradvac, cagrad, aligned-mtl, "
-                   "nash-mtl, pmtrec); pmtrec-nofocus and pmtrec-nobalance may be added.")
+                   "nash-mtl, pmtrec); pmtrec-nofocus, pmtrec-nobalance and bpr-only (the main task alone, EW) may "
+                   "be added.")
 @click.option("--seeds", default="0,1,2", show_default=True,
               help="Comma-separated seeds or ranges (0-4); each seed gives one split shared by all methods.")
 @click.option("--tasks", default=None, help="Comma-separated tasks; default: the data set's paper task set.")
@@ -121,8 +132,12 @@ def _per_method_options(methods, alpha, tau, drop_absent, pairs) -> dict[str, di
 @click.option("--layers", default=3, show_default=True, type=int, help="Propagation layers K (lightgcn, ngcf).")
 @click.option("--dim", default=32, show_default=True, type=int, help="Embedding size.")
 @click.option("--batch-size", default=2048, show_default=True, type=int, help="Training interactions per step.")
-@click.option("--lr", default=1e-2, show_default=True, type=float, help="Adam learning rate (all methods; per method: -o METHOD:lr=...).")
-@click.option("--wd", default=1e-4, show_default=True, type=float, help="Adam weight decay (added to the gradient).")
+@click.option("--lr", default=None, type=float,
+              help="Adam learning rate of all methods (per method: -o METHOD:lr=...); default: as `fit`, the pair tuned "
+                   "per shipped data set and kind of task set (bpr-only vs multi-task), else 0.01.")
+@click.option("--wd", default=None, type=float,
+              help="Adam weight decay, added to the gradient (per method: -o METHOD:wd=...); default: as `fit`, "
+                   "tuned per shipped data set and kind of task set, else 1e-4.")
 @click.option("--epochs", default=300, show_default=True, type=int, help="Maximum epochs.")
 @click.option("--patience", default=10, show_default=True, type=int, help="Validations without improvement before stopping.")
 @click.option("--eval-every", default=1, show_default=True, type=int, help="Validate every N epochs (and after the last).")
@@ -152,14 +167,16 @@ def compare(dataset, methods, seeds, tasks, alpha, tau, drop_absent, method_opts
     config.json.
     """
     from pmtnumba.training import FitConfig
-    from pmtnumba.training.compare import format_table, run_compare
+    from pmtnumba.training.compare import default_lr_wd, format_table, run_compare
 
     device = pick_device(device)
     method_list = _parse_methods(methods)
     seed_list = _parse_seeds(seeds)
     opts = _per_method_options(method_list, alpha, tau, drop_absent, method_opts)
+    task_list = None if tasks is None else [t.strip() for t in tasks.split(",") if t.strip()]
+    lr, wd = default_lr_wd(dataset, method_list, task_list, opts, lr, wd)
     cfg = FitConfig(
-        dataset=dataset, tasks=None if tasks is None else [t.strip() for t in tasks.split(",") if t.strip()],
+        dataset=dataset, tasks=task_list,
         method=method_list[0], encoder=encoder, layers=layers, dim=dim, batch_size=batch_size, lr=lr, wd=wd, epochs=epochs, patience=patience,
         eval_every=eval_every, monitor=monitor, threads=threads, data_dir=data_dir, record_weights=record_weights,
         device=device,
@@ -171,14 +188,22 @@ def compare(dataset, methods, seeds, tasks, alpha, tau, drop_absent, method_opts
         click.echo(f"compare on {dataset}: methods {','.join(method_list)} | seeds {','.join(map(str, seed_list))} "
                    f"| output {out_dir} | {device_line(device)}", err=True)
 
+    status = {"text": ""}
+
+    def progress(ev):  # the bar label of the next run: runs done and the time left
+        eta = "?" if ev["eta_seconds"] is None else format_seconds(ev["eta_seconds"])
+        status["text"] = f"{ev['index']}/{ev['total']} ~{eta} left"
+
     def reporter_factory(method, seed, trainer):
         rep = _CompareReporter(quiet=quiet)
         rep.names = [t.name for t in trainer.tasks]
+        rep.status = status["text"]
         return rep
 
     t0 = time.perf_counter()
     summary = run_compare(dataset, method_list, seed_list, cfg, method_options=opts,
-                          reporter_factory=reporter_factory, out_dir=out_dir, save_runs=run_dirs, resume=resume)
+                          reporter_factory=reporter_factory, out_dir=out_dir, save_runs=run_dirs, resume=resume,
+                          progress=progress)
     click.echo(format_table(summary))
     out = Path(out_dir)
     files = ", ".join(f for f in ("runs.csv", "summary.csv", "summary.md", "config.json") if (out / f).is_file())

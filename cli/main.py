@@ -80,35 +80,22 @@ def fit(dataset, tasks, method, alpha, tau, drop_absent, method_opts, gamma, enc
         seed, threads, aux_sampling, data_dir, out_dir, record_weights, checkpoint_every, resume, overwrite,
         allow_divergence, quiet, device):
     """Train embeddings with early stopping and report test metrics of the best epoch."""
-    from pmtnumba.data import SHIPPED
-    from pmtnumba.tasks import default_tasks
-    from pmtnumba.training import FitConfig, Trainer
-    from pmtnumba.training.config import recommended_lr_wd
+    from pmtnumba import api
     from pmtnumba.training.budget import format_budget
-    from pmtnumba.training.runio import RunWriter
 
     device = pick_device(device)
-    if out_dir is not None:  # an occupied, locked or unusable --out fails now, not after loading and training
-        RunWriter(out_dir, resume=resume, overwrite=overwrite).check()
-    elif resume or overwrite:
-        raise PmtError(f"--{'resume' if resume else 'overwrite'} needs --out DIR")
-    task_list = None if tasks is None else [t.strip() for t in tasks.split(",") if t.strip()]
-    if lr is None or wd is None:
-        name = dataset if dataset in SHIPPED else ""
-        rec_lr, rec_wd = recommended_lr_wd(name, task_list if task_list is not None else default_tasks(name))
-        lr = rec_lr if lr is None else lr
-        wd = rec_wd if wd is None else wd
-    cfg = FitConfig(
-        dataset=dataset, tasks=task_list,
+    api.check_out(out_dir, resume, overwrite)  # an occupied, locked or unusable --out fails now
+    reporter = ClickReporter(quiet=quiet)
+    trainer = api.trainer(
+        dataset, data_dir=data_dir, reporter=reporter, tasks=tasks,
         method=method, method_options=method_options(method, alpha, tau, drop_absent, method_opts),
-        task_options={} if gamma is None else {"align_uniform": {"gamma": gamma}}, encoder=encoder, layers=layers,
+        gamma=gamma, encoder=encoder, layers=layers,
         mess_dropout=mess_dropout, dim=dim, batch_size=batch_size, lr=lr, wd=wd, adam_mode=adam_mode, epochs=epochs,
         patience=patience, eval_every=eval_every, monitor=monitor, seed=seed, threads=threads,
-        aux_sampling=aux_sampling, data_dir=data_dir, record_weights=record_weights,
+        aux_sampling=aux_sampling, record_weights=record_weights,
         checkpoint_every=checkpoint_every, device=device,
     )
-    reporter = ClickReporter(quiet=quiet)
-    trainer = Trainer(cfg, reporter=reporter)
+    cfg = trainer.cfg
     trainer.allow_divergence = allow_divergence
     reporter.names = [t.name for t in trainer.tasks]
     ds = trainer.split.dataset
@@ -152,12 +139,11 @@ def _fmt(v) -> str:
     return "-" if v is None else str(v)
 
 
-def _load_run_split(run_dir, data_dir, allow_changed_data=False):
-    """The run (validated, see pmtnumba.training.runs) and its split, as (config, metrics, embeddings, split)."""
-    from pmtnumba.training.runs import load_run_split
+def _load_model(run_dir, data_dir, allow_changed_data=False):
+    """The run's :class:`pmtnumba.api.Model` (validated, see pmtnumba.training.runs) with its split."""
+    from pmtnumba.api import Model
 
-    r, sp = load_run_split(run_dir, data_dir, allow_changed_data, message=lambda t: click.echo(t, err=True))
-    return r.config, r.metrics, r.embeddings, sp
+    return Model.load(run_dir, data_dir, allow_changed_data, message=lambda t: click.echo(t, err=True))
 
 
 _ALLOW_CHANGED = click.option("--allow-changed-data", is_flag=True,
@@ -174,18 +160,13 @@ _ALLOW_CHANGED = click.option("--allow-changed-data", is_flag=True,
 @friendly_errors
 def evaluate(run_dir, data_dir, part, allow_changed_data, device):
     """Re-evaluate the saved embeddings of a run on its split."""
-    from pmtnumba.evaluation import evaluate as eval_fn
-    from pmtnumba.training.loop import eval_device_kwargs
-
     device = pick_device(device)
-    cfg, metrics, emb, sp = _load_run_split(run_dir, data_dir, allow_changed_data)
-    heldout, exclude = (sp.valid, [sp.train]) if part == "valid" else (sp.test, [sp.train, sp.valid])
-    ks = tuple(cfg.get("ks", (5, 10, 20, 40)))
-    m = eval_fn(emb["user_emb"], emb["item_emb"], heldout, exclude=exclude, ks=ks, **eval_device_kwargs(device))
+    model = _load_model(run_dir, data_dir, allow_changed_data)
+    m = model.evaluate(part, device=device)
     click.echo(device_line(device), err=True)
-    print_metrics(m, ks, title=part)
-    k = cfg.get("monitor", "recall@20")
-    saved = (metrics or {}).get(part) or {}
+    print_metrics(m, model.ks, title=part)
+    k = model.config.get("monitor", "recall@20")
+    saved = model.metrics.get(part) or {}
     if isinstance(saved.get(k), (int, float)) and k in m:
         click.echo(f"saved {part} {k}: {saved[k]:.4f}, now {m[k]:.4f}")
 
@@ -199,28 +180,19 @@ def evaluate(run_dir, data_dir, part, allow_changed_data, device):
 @friendly_errors
 def recommend(run_dir, user_id, k, data_dir, allow_changed_data):
     """Top-K items the user has not interacted with (train, validation or test), by original id."""
-    from pmtnumba.evaluation import topk_for_users
-
     if k < 1:
         raise PmtError(f"-k must be >= 1, got {k}")
-    cfg, _, emb, sp = _load_run_split(run_dir, data_dir, allow_changed_data)
-    user_raw = emb["user_raw"]
-    matches = np.flatnonzero(user_raw.astype(str) == str(user_id))
-    if matches.size == 0:
-        raise PmtError(f"user {user_id!r} is not in data set {cfg['dataset']!r}")
-    u = int(matches[0])
-    n_items = emb["item_emb"].shape[0]
+    model = _load_model(run_dir, data_dir, allow_changed_data)
+    model.user_index(user_id)  # an unknown user fails before the note about -k
+    n_items = model.item_emb.shape[0]
     if k > n_items:
         click.echo(f"-k {k} is more than the {n_items} items: listing at most {n_items}", err=True)
-        k = n_items
-    items = topk_for_users(emb["user_emb"], emb["item_emb"], np.array([u]), [sp.train, sp.valid, sp.test], k)[0]
-    items = items[items >= 0]
-    scores = emb["item_emb"] @ emb["user_emb"][u]
-    click.echo(f"top {len(items)} for user {user_id} ({cfg['dataset']}):")
-    if items.size == 0:
+    items, scores = model.recommend(user_id, k)
+    click.echo(f"top {len(items)} for user {user_id} ({model.config['dataset']}):")
+    if len(items) == 0:
         click.echo("  (none: the user has interacted with every item)")
-    for rank, it in enumerate(items, 1):
-        click.echo(f"  {rank:3d}  item {emb['item_raw'][it]}  score {scores[it]:.4f}")
+    for rank, (it, sc) in enumerate(zip(items, scores), 1):
+        click.echo(f"  {rank:3d}  item {it}  score {sc:.4f}")
 
 
 @main.command()
@@ -233,7 +205,7 @@ def weights(run_dir, epoch, plot_dir):
     from pathlib import Path
 
     from pmtnumba.training.runs import read_metrics, read_weights_csv
-    from pmtnumba.training.weights import weights_table
+    from pmtnumba.training.weights import percentile_note, weights_table
 
     if not Path(run_dir).is_dir():
         raise PmtError(f"{run_dir}: no such run directory")
@@ -248,10 +220,11 @@ def weights(run_dir, epoch, plot_dir):
         if e not in epochs:
             raise PmtError(f"--epoch {e}: recorded epochs are {epochs[0]}..{epochs[-1]}")
         header, rows = weights_table(records, e)
-        click.echo(f"epoch {e}{' (best)' if e == best else ''}: mean task weight (10th-90th percentile) per row group")
+        click.echo(f"epoch {e}{' (best)' if e == best else ''}: mean task weight (10th .. 90th percentile) per row group")
         widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
         for r in [header] + rows:
             click.echo("  " + "  ".join(str(x).ljust(w) for x, w in zip(r, widths)))
+    click.echo(f"({percentile_note(records)})")
     if plot_dir:
         from pmtnumba.training.weights import plot_weights
 

@@ -26,10 +26,30 @@ def sweep():
 
 
 def _fmt_eta(s: float) -> str:
-    if s is None or math.isnan(s):
-        return "?"
-    s = int(round(s))
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+    from pmtnumba.progress import format_seconds
+
+    return format_seconds(s)
+
+
+class _Status:
+    """The live line of a sweep command on a terminal: units done / total, the seconds since the
+    start (ticking) and the estimate made when the last unit finished, counted down since."""
+
+    def __init__(self, unit: str):
+        import time
+
+        self.clock = time.monotonic
+        self.t0 = self.clock()
+        self.unit, self.done, self.total, self.eta, self.t_eta = unit, None, None, None, None
+
+    def update(self, done, total, eta_seconds):
+        self.done, self.total, self.eta, self.t_eta = done, total, eta_seconds, self.clock()
+
+    def text(self) -> str:
+        now = self.clock()
+        head = "starting" if self.total is None else f"{self.done}/{self.total} {self.unit} done"
+        left = "?" if self.eta is None or math.isnan(self.eta) else _fmt_eta(max(0.0, self.eta - (now - self.t_eta)))
+        return f"{head} | {_fmt_eta(now - self.t0)} elapsed | ~{left} left"
 
 
 def _methods(text: str) -> list[str]:
@@ -133,22 +153,29 @@ def run(sweep_dir, dataset, tasks, methods, space_src, lr, wd, alpha, tau, param
                             for k, vals in sp.items()) or "(no parameters: one trial)"
             click.echo(f"{m}: {desc} | grid {space.grid_size(m)}", err=True)
 
+    from pmtnumba.progress import LiveLine
+
+    status = _Status("trials")
+    live = LiveLine(status.text, enabled=None if not quiet else False)
+
     def progress(ev):
         if quiet:
             return
         if "message" in ev:
-            click.echo(ev["message"], err=True)
+            live.echo(ev["message"])
             return
+        status.update(ev["done"], ev["total"], ev["eta_seconds"])
         val = "" if ev.get("value") is None else f" valid {ev['value']:.4f}"
         err = f" ({ev['error']})" if ev["status"] == "fail" else ""
         ps = " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in ev["params"].items())
         secs = f" {ev['seconds']:.0f}s" if ev.get("seconds") is not None else ""
         if ev.get("duplicate_of") is not None:
             secs = f" (repeat of #{ev['duplicate_of']}: answered from it, not counted)"
-        click.echo(f"[{ev['done']}/{ev['total']}] {ev['method']} #{ev['number']} {ev['status']}{val} {ps}{secs}{err}"
-                   f" | left ~{_fmt_eta(ev['eta_seconds'])}", err=True)
+        live.echo(f"[{ev['done']}/{ev['total']}] {ev['method']} #{ev['number']} {ev['status']}{val} {ps}{secs}{err}"
+                  f" | left ~{_fmt_eta(ev['eta_seconds'])}")
 
-    out = run_sweep(sweep_dir, settings, scheduler=scheduler, n_workers=n_workers, progress=progress)
+    with live:
+        out = run_sweep(sweep_dir, settings, scheduler=scheduler, n_workers=n_workers, progress=progress)
     for m, r in out.items():
         best = "none complete" if r["best_params"] is None else \
             f"best valid {r['best_value']:.4f} at {r['best_params']}"
@@ -184,8 +211,20 @@ def report(sweep_dir, seeds, sensitivity, ablation, reuse_study_seed, storage, s
 
     from .compare_cmd import _parse_seeds
 
-    paths = run_report(sweep_dir, _parse_seeds(seeds), scheduler=scheduler, n_workers=n_workers, storage=storage,
-                       sensitivity=sensitivity, ablation=ablation, reuse_study_seed=reuse_study_seed, progress=None if quiet else (lambda t: click.echo(t, err=True)))
+    from pmtnumba.progress import LiveLine
+
+    status = _Status("tasks")
+    live = LiveLine(status.text, enabled=None if not quiet else False)
+
+    def progress(text, ev=None):
+        if ev is not None:
+            status.update(ev["done"], ev["total"], ev["eta_seconds"])
+        live.echo(text)
+
+    with live:
+        paths = run_report(sweep_dir, _parse_seeds(seeds), scheduler=scheduler, n_workers=n_workers, storage=storage,
+                           sensitivity=sensitivity, ablation=ablation, reuse_study_seed=reuse_study_seed,
+                           progress=None if quiet else progress)
     click.echo(Path(paths["table2"]).read_text())
     if "ablation" in paths:
         click.echo(Path(paths["ablation"]).read_text())

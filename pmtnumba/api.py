@@ -9,8 +9,10 @@
     model = pmtnumba.Model.load("runs/office-pmtrec")             # a run directory of `pmtnumba fit`
     s = pmtnumba.step_inspect("office", method="pmtrec")           # one step: G, weights, combined g
 
-The engine underneath is :class:`pmtnumba.training.Trainer` (the CLI uses the same); this module
-only turns keyword options into a :class:`~pmtnumba.training.FitConfig` and wraps the results.
+The engine underneath is :class:`pmtnumba.training.Trainer`; this module turns keyword options
+into a :class:`~pmtnumba.training.FitConfig` (:func:`make_config`), builds the Trainer
+(:func:`trainer`) and wraps the results. The ``pmtnumba`` command is a layer over these functions
+(``fit``, ``evaluate``, ``recommend`` parse options, call them and print).
 """
 
 from __future__ import annotations
@@ -22,14 +24,16 @@ import numpy as np
 
 from .errors import PmtError
 
-__all__ = ["Model", "StepInspection", "fit", "step_inspect"]
+__all__ = ["Model", "StepInspection", "fit", "step_inspect", "trainer", "make_config", "model_of", "check_out"]
 
 _CONFIG_FIELDS = None
 
 
-def _config(dataset_name: str, options: dict):
-    """A FitConfig from keyword options (FitConfig's fields, plus ``alpha``/``tau``/``drop_absent``
-    for the pmtrec methods and ``gamma`` for align_uniform); lr/wd default as in ``pmtnumba fit``."""
+def make_config(dataset_name: str, **options):
+    """A :class:`~pmtnumba.training.FitConfig` from keyword options, as ``pmtnumba fit`` builds it:
+    FitConfig's fields, plus ``alpha``/``tau``/``drop_absent`` for the pmtrec methods and ``gamma``
+    for align_uniform; ``tasks`` as a list or comma-separated; lr and wd default to the pair tuned
+    for a shipped data set and kind of task set (:func:`~pmtnumba.training.config.recommended_lr_wd`)."""
     from .data import SHIPPED
     from .tasks import default_tasks
     from .training import FitConfig
@@ -88,6 +92,10 @@ def dataset_from_frame(df, name: str = "dataframe", user="user", item="item", ra
                    ratings=rm.ratings, user_raw=rm.user_raw, item_raw=rm.item_raw, source="")
 
 
+def _is_frame(obj) -> bool:
+    return hasattr(obj, "columns") and hasattr(obj, "to_numpy")
+
+
 def _split_of(dataset, seed: int, data_dir=None):
     """(name, split) for a shipped name, a file path, a Dataset or a pandas DataFrame."""
     from .data import load_dataset
@@ -98,7 +106,7 @@ def _split_of(dataset, seed: int, data_dir=None):
         ds = load_dataset(str(dataset), data_dir=data_dir)
     elif isinstance(dataset, Dataset):
         ds = dataset
-    elif hasattr(dataset, "columns") and hasattr(dataset, "to_numpy"):
+    elif _is_frame(dataset):
         ds = dataset_from_frame(dataset)
     else:
         raise PmtError(f"dataset must be a shipped name, a file path, a Dataset or a DataFrame, "
@@ -128,12 +136,13 @@ class Model:
                 + (f", test recall@20={t:.4f}" if t is not None else "") + ")")
 
     @classmethod
-    def load(cls, run_dir, data_dir=None, allow_changed_data: bool = False) -> "Model":
+    def load(cls, run_dir, data_dir=None, allow_changed_data: bool = False, message=None) -> "Model":
         """The model of a finished run directory (``pmtnumba fit --out``), with its split (the run
-        remembers its data file and refuses one that changed since, unless told)."""
+        remembers its data file and refuses one that changed since, unless told; ``message``
+        receives the warning about a changed file then)."""
         from .training.runs import load_run_split
 
-        r, sp = load_run_split(run_dir, data_dir, allow_changed_data)
+        r, sp = load_run_split(run_dir, data_dir, allow_changed_data, message=message)
         e = r.embeddings
         return cls(r.config, e["user_emb"], e["item_emb"], e["user_raw"], e["item_raw"], r.metrics, sp, run_dir)
 
@@ -156,20 +165,58 @@ class Model:
         items = items[items >= 0]
         return self.item_raw[items], (self.item_emb[items] @ self.user_emb[u]).astype(np.float64)
 
-    def evaluate(self, part: str = "test") -> dict:
-        """Full-ranking metrics on ``part`` (``"valid"``: train items masked; ``"test"``: train and
-        validation items masked)."""
-        from .evaluation import evaluate
+    @property
+    def ks(self) -> tuple:
+        return tuple(self.config.get("ks", (5, 10, 20, 40)))
 
+    def evaluate(self, part: str = "test", device: str = "cpu") -> dict:
+        """Full-ranking metrics on ``part`` (``"valid"``: train items masked; ``"test"``: train and
+        validation items masked); ``device="cuda"`` scores on the GPU (``pmtnumba.device``)."""
+        from .evaluation import evaluate
+        from .training.loop import eval_device_kwargs
+
+        if part not in ("valid", "test"):
+            raise PmtError(f"part must be 'valid' or 'test', got {part!r}")
         if self.split is None:
             raise PmtError("this model has no split to evaluate on")
         sp = self.split
         heldout, exclude = (sp.valid, [sp.train]) if part == "valid" else (sp.test, [sp.train, sp.valid])
-        return evaluate(self.user_emb, self.item_emb, heldout, exclude=exclude, ks=tuple(self.config.get("ks", (5, 10, 20, 40))))
+        return evaluate(self.user_emb, self.item_emb, heldout, exclude=exclude, ks=self.ks, **eval_device_kwargs(device))
+
+
+def trainer(dataset="videogame", *, data_dir=None, reporter=None, **options):
+    """The :class:`~pmtnumba.training.Trainer` that :func:`fit` (and ``pmtnumba fit``) runs, built
+    and checked but not yet trained: options, data, split, tasks, memory limits. ``dataset`` and
+    ``options`` as for :func:`fit`. A shipped name or a file is loaded by the Trainer (its load time
+    in the time budget); a Dataset or DataFrame is split here (the same split for a seed)."""
+    import time
+
+    from .training import Trainer
+
+    if isinstance(dataset, (str, Path)):
+        return Trainer(make_config(str(dataset), **{**options, "data_dir": data_dir}), reporter=reporter)
+    t0 = time.perf_counter()
+    name, split = _split_of(dataset, int(options.get("seed", 0)), data_dir)
+    t_load = time.perf_counter() - t0
+    tr = Trainer(make_config(name, **{**options, "data_dir": data_dir}), split=split, reporter=reporter)
+    tr.budget.add("load", t_load)  # loaded here, not by the Trainer: its clock starts later
+    tr.budget.t0 -= t_load
+    return tr
+
+
+def model_of(trainer, result, out=None) -> Model:
+    """The :class:`Model` of a finished :meth:`Trainer.fit <pmtnumba.training.Trainer.fit>`."""
+    metrics = {"best_epoch": result.best_epoch, "epochs_run": len(result.curve),
+               "stopped_early": result.stopped_early, "valid": result.best_valid, "test": result.test,
+               "time_budget": result.time_budget, "curve": result.curve}
+    ds = trainer.split.dataset
+    return Model(result.config, result.user_emb, result.item_emb,
+                 ds.user_raw if ds.user_raw is not None else np.arange(ds.n_users),
+                 ds.item_raw if ds.item_raw is not None else np.arange(ds.n_items), metrics, trainer.split, out)
 
 
 def fit(dataset="videogame", *, out=None, resume: bool = False, overwrite: bool = False, data_dir=None,
-        reporter=None, **options) -> Model:
+        reporter=None, allow_divergence: bool = False, **options) -> Model:
     """Train as ``pmtnumba fit`` does and return the :class:`Model` of the best validation epoch.
 
     ``dataset``: a shipped name, a CSV/TSV path, a :class:`~pmtnumba.data.dataset.Dataset`, or a
@@ -177,26 +224,23 @@ def fit(dataset="videogame", *, out=None, resume: bool = False, overwrite: bool 
     ``method``, ``tasks`` (list or comma-separated), ``epochs``, ``lr``, ``wd``, ``dim``,
     ``batch_size``, ``seed``, ``threads``, ``alpha``, ``tau``, ... (the fields of
     :class:`~pmtnumba.training.FitConfig`); lr and wd default to the tuned pair of a shipped set.
-    ``out``: a run directory to write (none by default: nothing is written)."""
-    from .training import Trainer
+    ``out``: a run directory to write (none by default: nothing is written); an occupied, locked
+    or unusable one is refused before anything is loaded (``resume``/``overwrite`` as for the CLI).
+    ``reporter``: a :class:`~pmtnumba.training.loop.Reporter` for progress (none by default)."""
+    check_out(out, resume, overwrite)
+    tr = trainer(dataset, data_dir=data_dir, reporter=reporter, **options)
+    tr.allow_divergence = allow_divergence
+    return model_of(tr, tr.fit(out_dir=out, resume=resume, overwrite=overwrite), out)
 
-    import time
 
-    seed = int(options.get("seed", 0))
-    t0 = time.perf_counter()
-    name, split = _split_of(dataset, seed, data_dir)
-    t_load = time.perf_counter() - t0
-    cfg = _config(name, {**options, "data_dir": data_dir})
-    trainer = Trainer(cfg, split=split, reporter=reporter)
-    trainer.budget.add("load", t_load)  # loaded here, not by the Trainer: its clock starts earlier
-    trainer.budget.t0 -= t_load
-    res = trainer.fit(out_dir=out, resume=resume, overwrite=overwrite)
-    metrics = {"best_epoch": res.best_epoch, "epochs_run": len(res.curve), "stopped_early": res.stopped_early,
-               "valid": res.best_valid, "test": res.test, "time_budget": res.time_budget, "curve": res.curve}
-    ds = split.dataset
-    return Model(res.config, res.user_emb, res.item_emb,
-                 ds.user_raw if ds.user_raw is not None else np.arange(ds.n_users),
-                 ds.item_raw if ds.item_raw is not None else np.arange(ds.n_items), metrics, split, out)
+def check_out(out, resume: bool = False, overwrite: bool = False) -> None:
+    """Refuse an occupied, locked or unusable run directory now, not after loading and training."""
+    from .training.runio import RunWriter
+
+    if out is not None:
+        RunWriter(out, resume=resume, overwrite=overwrite).check()
+    elif resume or overwrite:
+        raise PmtError(f"--{'resume' if resume else 'overwrite'} needs --out DIR")
 
 
 @dataclass
@@ -238,7 +282,7 @@ def step_inspect(dataset="office", *, step: int = 1, data_dir=None, **options) -
     options = {"method": "pmtrec", **options}
     seed = int(options.get("seed", 0))
     name, split = _split_of(dataset, seed, data_dir)
-    cfg = _config(name, {**options, "data_dir": data_dir, "record_weights": True})
+    cfg = make_config(name, **{**options, "data_dir": data_dir, "record_weights": True})
     tr = Trainer(cfg, split=split)
     batches = epoch_batches(split.train_users.shape[0], tr.batch_size, cfg.seed, 1)
     if not 1 <= step <= len(batches):

@@ -4,7 +4,9 @@ figure is drawn).
 - a ``fit`` run directory (``curve.csv``): each task's training loss per epoch, and the validation
   Recall@20 / NDCG@20 per epoch with the best epoch marked;
 - a ``compare`` directory (``summary.csv``): each method's mean test Recall@20 and NDCG@20 over
-  seeds, with the standard deviation as error bars.
+  seeds, with the standard deviation as error bars;
+- a ``sweep`` directory after ``sweep report`` (``report/table2.csv``): the same for each method's
+  best configuration.
 """
 
 from __future__ import annotations
@@ -73,11 +75,12 @@ def plot_run(run_dir, out=None, fmt: str = "png") -> Path:
     return path
 
 
-def plot_compare(cmp_dir, out=None, fmt: str = "png") -> Path:
+def plot_compare(cmp_dir, out=None, fmt: str = "png", table: str = "summary.csv") -> Path:
     """Mean test Recall@20 and NDCG@20 per method with standard-deviation error bars, from a
-    ``compare`` directory's ``summary.csv`` (default ``DIR/methods.<fmt>``)."""
+    ``compare`` directory's ``summary.csv`` (default ``DIR/methods.<fmt>``), or from another table
+    of the same columns in it (a sweep report's ``table2.csv``)."""
     d = Path(cmp_dir)
-    rows = _read_csv(d / "summary.csv")
+    rows = _read_csv(d / table)
     plt = _pyplot()
     methods = [r["method"] for r in rows]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
@@ -97,7 +100,9 @@ def plot_compare(cmp_dir, out=None, fmt: str = "png") -> Path:
 
 
 def plot_dir(path, out=None, fmt: str = "png") -> Path:
-    """A ``fit`` run (``curve.csv``) or a ``compare`` directory (``summary.csv``)."""
+    """A ``fit`` run (``curve.csv``), a ``compare`` directory (``summary.csv``) or a ``sweep``
+    directory whose report was made (``report/table2.csv``: the best configuration per method re-run
+    on the report's seeds)."""
     p = Path(path)
     if not p.is_dir():
         raise PmtError(f"{p}: no such directory")
@@ -105,4 +110,8 @@ def plot_dir(path, out=None, fmt: str = "png") -> Path:
         return plot_compare(p, out, fmt)
     if (p / "curve.csv").is_file():
         return plot_run(p, out, fmt)
-    raise PmtError(f"{p}: neither a fit run (curve.csv) nor a compare directory (summary.csv)")
+    for d in (p / "report", p):  # a sweep directory, or its report folder
+        if (d / "table2.csv").is_file():
+            return plot_compare(d, out, fmt, table="table2.csv")
+    raise PmtError(f"{p}: neither a fit run (curve.csv), a compare directory (summary.csv) nor a sweep "
+                   f"with a report (report/table2.csv; run `pmtnumba sweep report` first)")

@@ -99,3 +99,17 @@ def test_plot_without_matplotlib_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_mpl)
     r = cli("plot", tmp_path / "run")
     assert r.exit_code == 2 and r.output.strip() == "error: plotting needs matplotlib: pip install 'pmtnumba[plot]'"
+
+
+def test_plot_sweep_directory(tmp_path):
+    """`pmtnumba plot` of a sweep directory draws its report's Table 2 (the shipped filmtrust sweep)."""
+    pytest.importorskip("matplotlib")
+    import shutil
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[1] / "results" / "sweep-filmtrust" / "sparse" / "report" / "table2.csv"
+    (tmp_path / "sw" / "report").mkdir(parents=True)
+    shutil.copy(src, tmp_path / "sw" / "report" / "table2.csv")
+    r = cli("plot", tmp_path / "sw")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "sw" / "report" / "methods.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -12,11 +12,15 @@ from pmtnumba.training.weights import N_BINS, WeightRecorder, weight_bin
 
 
 def test_weight_bin_matches_observe_expression():
-    w = np.array([0.0, 1e-12, 0.0099999, 0.01, 0.5, 0.505, 0.99, 0.9999999, 1.0, 0.07, 0.29])
-    w = np.concatenate([w, np.nextafter(np.arange(N_BINS + 1) / N_BINS, 2.0), np.nextafter(np.arange(N_BINS + 1) / N_BINS, -1.0)])
-    w = w[(w >= 0) & (w <= 1)]
-    expect = np.minimum((w * N_BINS).astype(np.int64), N_BINS - 1)
-    np.testing.assert_array_equal([weight_bin(x) for x in w], expect)
+    """The scalar bin (the CUDA twin's) equals the recorder's array expression, at bin edges too."""
+    from pmtnumba.training.weights import LOGIT_MAX, _bin_of
+
+    rng = np.random.default_rng(0)
+    edges_z = -LOGIT_MAX + np.arange(0, N_BINS + 1, 37) * (2 * LOGIT_MAX / N_BINS)
+    edges = 1.0 / (1.0 + np.exp(-edges_z))
+    w = np.concatenate([[0.0, 1e-320, 1e-300, 1e-12, 0.5, 1 - 1e-12, 1.0, 1.5, -0.1], rng.random(300),
+                        rng.random(50) ** 20, 1 - rng.random(50) ** 20, edges, np.nextafter(edges, 0), np.nextafter(edges, 1)])
+    np.testing.assert_array_equal([weight_bin(x) for x in w], _bin_of(w))
 
 
 def _recorder(T):
@@ -40,8 +44,8 @@ def test_device_weights_match_recorder(per, monkeypatch):
             z = rng.normal(size=(S, T)) * 3
             W = np.exp(z) / np.exp(z).sum(1, keepdims=True)
             W[0] = [1.0, 0.0, 0.0]  # bin edges: 1 goes to the last bin, 0 to the first
-            W[1, :2] = [0.5, 0.01]
-            W[1, 2] = 1.0 - 0.51
+            W[1, :2] = [0.5, 1e-12]
+            W[1, 2] = 1.0 - 0.5 - 1e-12
             rows_d.copy_to_device(rows)
             W_d.copy_to_device(W)
             R_d.copy_to_device(np.array([R], np.int64))
@@ -50,6 +54,8 @@ def test_device_weights_match_recorder(per, monkeypatch):
         hist_cpu, sums_cpu = cpu.hist.copy(), cpu.sums.copy()
         dw.flush()
         np.testing.assert_array_equal(gpu.hist, hist_cpu)
+        np.testing.assert_array_equal(gpu.mins, cpu.mins)
+        np.testing.assert_array_equal(gpu.maxs, cpu.maxs)
         ab, rel = diff(f"weights sums (rows per part {per}) epoch {epoch}", sums_cpu, gpu.sums)
         if per >= S:
             assert ab == 0.0  # one chunk: the CPU's own order

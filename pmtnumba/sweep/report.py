@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import PmtError
+from ..progress import RunProgress
 from ..training import runio
 from ._deps import optuna
 from .space import BPR_ONLY
@@ -181,6 +182,16 @@ def _sensitivity_points(sweep: Sweep, best: dict) -> list[dict]:
     return pts
 
 
+def _takes_event(fn) -> bool:
+    """Whether a progress callback takes the (text, event) pair or the text alone."""
+    import inspect
+
+    try:
+        return len(inspect.signature(fn).parameters) >= 2
+    except (TypeError, ValueError):
+        return False
+
+
 def run_report(sweep_dir, seeds: list[int], *, scheduler=None, n_workers=None, storage=None,
                sensitivity: bool = True, ablation: bool = True, reuse_study_seed: bool = True,
                progress=None) -> dict:
@@ -273,14 +284,23 @@ def run_report(sweep_dir, seeds: list[int], *, scheduler=None, n_workers=None, s
                         "params": pt["params"], "base_config": dict(sweep.settings["base_config"], seed=sweep.settings["seed"]),
                         "pruner": {"name": "none"}}
                 futs[client.submit(run_trial, spec, pure=False)] = ("sens", row, None)
-            done = 0
+            prog = RunProgress(n_jobs, parallel=True, unit="tasks")  # parallel workers: throughput
+
+            def say(text):  # each finished task's line ends with tasks done / total and the time left
+                line = f"{text} | {prog.line()}"
+                if _takes_event(progress):
+                    progress(line, {"done": prog.done, "total": prog.total, "eta_seconds": prog.eta()})
+                else:
+                    progress(line)
+
             for f in dist.as_completed(list(futs)):
                 kind, a, b = futs[f]
-                done += 1
+                prog.finished()
+                done = prog.done
                 try:
                     res = f.result()
                 except Exception as exc:  # noqa: BLE001 - say which task failed, keep the others
-                    progress(f"[{done}/{n_jobs}] {kind} {a} {b if b is not None else ''}: failed ({type(exc).__name__}: {exc})")
+                    say(f"[{done}/{n_jobs}] {kind} {a} {b if b is not None else ''}: failed ({type(exc).__name__}: {exc})")
                     if kind == "sens":
                         a.update(source=f"failed: {exc}")
                     continue
@@ -292,9 +312,9 @@ def run_report(sweep_dir, seeds: list[int], *, scheduler=None, n_workers=None, s
                     else:
                         a.update(source=f"failed: {res.get('error')}")
                     runio.write_csv(sens_path, sens_rows)
-                    progress(f"[{done}/{n_jobs}] sensitivity {a['param']}={a['value']}: {a['source']}")
+                    say(f"[{done}/{n_jobs}] sensitivity {a['param']}={a['value']}: {a['source']}")
                 else:
-                    progress(f"[{done}/{n_jobs}] seed {b} {a}: done")
+                    say(f"[{done}/{n_jobs}] seed {b} {a}: done")
     if sens_rows:
         runio.write_csv(sens_path, sens_rows)
         paths["sensitivity"] = sens_path

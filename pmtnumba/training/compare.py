@@ -51,24 +51,32 @@ from ..data import load_dataset
 from ..data.dataset import Dataset
 from ..data.split import make_split
 from ..errors import PmtError, TrainingDiverged
+from ..progress import RunProgress
 from . import runio
 from .config import FitConfig
 from .loop import Reporter, Trainer
 
 __all__ = [
     "PAPER_METHODS",
+    "BPR_ONLY",
     "DISPLAY_NAMES",
     "run_compare",
     "summarize",
     "format_table",
     "format_markdown",
     "read_runs",
+    "default_lr_wd",
 ]
+
+#: Not a combiner: the main task alone (tasks = bpr, EW), the "BPR only" row of the README's table
+#: and of the sweep (:data:`pmtnumba.sweep.space.BPR_ONLY`); compared on the same splits.
+BPR_ONLY = "bpr-only"
 
 #: The methods of the paper's Table 2, in its row order (``--methods all``).
 PAPER_METHODS = ("ew", "rlw", "graddrop", "pcgrad", "gradvac", "cagrad", "aligned-mtl", "nash-mtl", "pmtrec")
 
 DISPLAY_NAMES = {
+    "bpr-only": "BPR only",
     "ew": "EW",
     "rlw": "RLW",
     "graddrop": "GradDrop",
@@ -116,7 +124,7 @@ def _check_methods(methods, method_options) -> list[str]:
     methods = [str(m).strip() for m in methods]
     if not methods:
         raise PmtError("no methods to compare")
-    unknown = [m for m in methods if m not in COMBINERS]
+    unknown = [m for m in methods if m not in COMBINERS and m != BPR_ONLY]
     if unknown:
         raise PmtError(f"unknown method(s) {', '.join(map(repr, unknown))}; choose from {', '.join(COMBINERS)} (or all)")
     dup = sorted({m for m in methods if methods.count(m) > 1})
@@ -127,10 +135,37 @@ def _check_methods(methods, method_options) -> list[str]:
         raise PmtError(f"options given for method(s) not compared: {', '.join(extra)}")
     for m in methods:  # bad options fail now, not after hours of the other methods
         try:
-            make_combiner(m, **_split_overrides(method_options.get(m, {}))[0])
+            make_combiner(_combiner_of(m), **_split_overrides(method_options.get(m, {}))[0])
         except TypeError as exc:
             raise PmtError(f"method {m!r}: {exc}") from None
     return methods
+
+
+def _combiner_of(method: str) -> str:
+    return "ew" if method == BPR_ONLY else method
+
+
+def default_lr_wd(dataset, methods, tasks, method_options: dict, lr=None, wd=None) -> tuple[float, float]:
+    """Fill in ``fit``'s defaults where ``lr``/``wd`` are not given: the pair tuned for a shipped
+    data set and kind of task set (:func:`~.config.recommended_lr_wd`), per method, so ``bpr-only``
+    gets the BPR-alone pair and the others the multi-task pair; a method's own ``lr``/``wd`` in
+    ``method_options`` stays. Updates ``method_options`` in place where a method's pair differs
+    from the returned base pair (that of the multi-task methods, else of ``bpr-only``)."""
+    from ..data import SHIPPED
+    from ..tasks import default_tasks
+    from .config import recommended_lr_wd
+
+    name = str(dataset) if str(dataset) in SHIPPED else ""
+    multi = list(tasks) if tasks is not None else default_tasks(name)
+    pairs = {m: recommended_lr_wd(name, ["bpr"] if m == BPR_ONLY else multi) for m in methods}
+    first = next((m for m in methods if m != BPR_ONLY), methods[0])
+    base_lr = pairs[first][0] if lr is None else lr
+    base_wd = pairs[first][1] if wd is None else wd
+    for m in methods:
+        for key, given, base, rec in (("lr", lr, base_lr, pairs[m][0]), ("wd", wd, base_wd, pairs[m][1])):
+            if given is None and rec != base and key not in method_options.get(m, {}):
+                method_options.setdefault(m, {})[key] = rec
+    return base_lr, base_wd
 
 
 def _check_seeds(seeds) -> list[int]:
@@ -296,7 +331,7 @@ def _write_summary(out: Path, runs: list[dict], methods: list[str], ks, caption:
 
 def run_compare(dataset, methods: list[str], seeds: list[int], base_config: FitConfig,
                 method_options: dict[str, dict] | None = None, reporter_factory=None, out_dir=None,
-                save_runs: bool = True, resume: bool = False) -> list[dict]:
+                save_runs: bool = True, resume: bool = False, progress=None) -> list[dict]:
     """Train every method on every seed's split; return the per-method summary (see :func:`summarize`).
 
     Parameters
@@ -319,6 +354,11 @@ def run_compare(dataset, methods: list[str], seeds: list[int], base_config: FitC
     resume : bool
         With ``out_dir``: keep the finished runs of an earlier ``runs.csv`` there (same base
         configuration required) and train only the missing (method, seed) pairs.
+    progress : callable, optional
+        ``progress(event)`` before and after each run: ``event`` has ``event`` ("start"/"end"),
+        ``method``, ``seed``, ``done``, ``total``, ``eta_seconds`` (None before a run finished;
+        see :mod:`pmtnumba.progress`) and ``line`` (``4/27 runs done | 5m10s elapsed | ~31m left``).
+        The same line goes to each run's reporter after the run.
     """
     method_options = {k: dict(v) for k, v in (method_options or {}).items()}
     methods = _check_methods(methods, method_options)
@@ -330,6 +370,9 @@ def run_compare(dataset, methods: list[str], seeds: list[int], base_config: FitC
         cmp.resume(methods, method_options)
     cmp.write_meta()
     n_total = len(methods) * len(seeds)
+    order = [(m, s) for s in seeds for m in methods]
+    prog = RunProgress(n_total, done=sum(1 for p in order if p in cmp.done))
+    emit = progress or (lambda event: None)
     i_run = 0
     for seed in seeds:
         split = None
@@ -339,8 +382,20 @@ def run_compare(dataset, methods: list[str], seeds: list[int], base_config: FitC
                 continue
             if split is None:  # once per seed, shared by all its methods
                 split = make_split(ds, seed)
-            cmp.add(_run_one(cmp, split, method, seed, method_options, reporter_factory,
-                             save_runs, f"[{i_run}/{n_total}]"))
+            todo = [m for m, s in order if (m, s) not in cmp.done]
+            emit({"event": "start", "method": method, "seed": seed, "index": i_run, "done": prog.done,
+                  "total": n_total, "eta_seconds": prog.eta(todo), "line": prog.line(todo)})
+            t_run = time.perf_counter()
+            # the count and estimate close the previous run's lines; the first start line says them once
+            rec, reporter = _run_one(cmp, split, method, seed, method_options, reporter_factory, save_runs,
+                                     f"[{i_run}/{n_total}]", prog.line(todo) if prog.n_session == 0 else "")
+            prog.finished(method, time.perf_counter() - t_run)
+            cmp.add(rec)
+            todo = [m for m, s in order if (m, s) not in cmp.done]
+            reporter.message(prog.line(todo))  # off a terminal: the plain line per finished run
+            emit({"event": "end", "method": method, "seed": seed, "index": i_run, "done": prog.done,
+                  "total": n_total, "eta_seconds": prog.eta(todo), "line": prog.line(todo),
+                  "status": rec.get("status")})
     return cmp.summary(methods)
 
 
@@ -375,33 +430,36 @@ def _compare_meta(base: FitConfig, ds: Dataset, methods, seeds, method_options) 
 
 
 def _run_one(cmp: "_Comparison", split, method: str, seed: int, method_options, reporter_factory,
-             save_runs: bool, progress: str) -> dict:
-    """Train one (method, seed) on ``split``; its ``runs.csv`` row (``status=diverged`` if it diverged)."""
+             save_runs: bool, progress: str, status: str = "") -> tuple[dict, Reporter]:
+    """Train one (method, seed) on ``split``; its ``runs.csv`` row (``status=diverged`` if it
+    diverged) and the run's reporter."""
     base = cmp.base
     split_hash = _split_fingerprint(split.labels)
     comb_opts, overrides = _split_overrides(method_options.get(method, {}))
-    cfg = dataclasses.replace(base, method=method, method_options=comb_opts, seed=seed, **overrides,
-                              tasks=None if base.tasks is None else list(base.tasks),
+    tasks = ["bpr"] if method == BPR_ONLY else None if base.tasks is None else list(base.tasks)
+    cfg = dataclasses.replace(base, method=_combiner_of(method), method_options=comb_opts, seed=seed, **overrides,
+                              tasks=tasks,
                               task_options={k: dict(v) for k, v in base.task_options.items()})
     trainer = Trainer(cfg, split=split)
-    if cmp.tasks_resolved is None:
+    if cmp.tasks_resolved is None and method != BPR_ONLY:
         cmp.tasks_resolved = list(trainer.cfg.tasks)
         cmp.write_meta()
     reporter = reporter_factory(method, seed, trainer) if reporter_factory else Reporter()
     trainer.reporter = reporter
-    reporter.message(f"{progress} {method} seed {seed}")
+    reporter.message(f"{progress} {method} seed {seed}" + (f" | {status}" if status else ""))
     run_dir = cmp.out / method / f"seed{seed}" if (cmp.out is not None and save_runs) else None
     try:
         result = trainer.fit(out_dir=run_dir, overwrite=True)  # the comparison owns its run dirs (runs.csv)
     except TrainingDiverged as exc:
         reporter.message(f"{method} seed {seed}: diverged ({exc}); going on")
-        return {"method": method, "seed": seed, "status": "diverged", "error": str(exc), "split_sha1": split_hash}
+        return ({"method": method, "seed": seed, "status": "diverged", "error": str(exc), "split_sha1": split_hash},
+                reporter)
     rec = _run_record(method, seed, split_hash, result, cfg.monitor)
     reporter.message(
         f"{method} seed {seed}: best epoch {rec['best_epoch']} of {rec['epochs_run']}, "
         f"test R@20 {rec['recall@20']:.4f} N@20 {rec['ndcg@20']:.4f}, {rec['seconds_per_epoch']:.2f} s/epoch"
     )
-    return rec
+    return rec, reporter
 
 
 class _Comparison:

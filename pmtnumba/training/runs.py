@@ -168,6 +168,8 @@ CHECKPOINT_META = {"config": (dict,), "epoch": (int,), "step": (int,), "best_epo
                    "t_train": (float,), "curve": (list,), "rng": (dict,)}
 WEIGHTS_COLUMNS = {"epoch": int, "group": str, "task": str, "n": int, "mean": float, "p10": float, "p50": float,
                    "p90": float}
+#: written since the percentiles are read off log-odds bins; absent from older files
+WEIGHTS_OPTIONAL = {"min": float, "max": float}
 DIVERGED = "; the run diverged, retrain it (e.g. with a smaller --lr)"
 
 
@@ -259,6 +261,17 @@ def read_weights_csv(path) -> list[dict]:
                 _fail(path, f"line {line}: {c} {v!r} is not {'an integer' if typ is int else 'a number'}")
             if typ is float and not math.isfinite(row[c]):
                 _fail(path, f"line {line}: {c} is {v}")
+        for c, typ in WEIGHTS_OPTIONAL.items():
+            if c not in (reader.fieldnames or []):
+                continue
+            v = r.get(c)
+            if v is None or v == "":
+                _fail(path, f"line {line}: missing value for {c!r} (the file looks cut short)")
+            else:
+                try:
+                    row[c] = typ(v)
+                except ValueError:
+                    _fail(path, f"line {line}: {c} {v!r} is not a number")
         rows.append(row)
     if not rows:
         _fail(path, "no weights recorded (only a header line)")

@@ -3,13 +3,16 @@ summarised on the device, copied back once per epoch.
 
 A GPU step leaves PMTRec's weights ``W`` [R, T] and the rows' global ids on the device. Instead of
 copying them back every step for :meth:`WeightRecorder.observe`, :class:`DeviceWeights` keeps the
-same two accumulators there: the histogram counts ``hist`` [groups, T, N_BINS] and the weight sums
-``sums`` [groups, T]; :meth:`DeviceWeights.flush` adds them into the host recorder once per epoch
-(before ``end_epoch``), so ``weights.csv`` is written by the same host code from the same numbers.
+same accumulators there: the histogram counts ``hist`` [groups, T, N_BINS], the weight sums
+``sums`` [groups, T] and the extremes ``mins`` / ``maxs`` [groups, T]; :meth:`DeviceWeights.flush`
+adds them into the host recorder once per epoch (before ``end_epoch``), so ``weights.csv`` is
+written by the same host code from the same numbers.
 
-- Counts: one thread per (row, task) adds 1 to its bin (:func:`~.weights.weight_bin`, the bin of the
-  CPU's expression) with an integer atomic add. Integer sums do not depend on the order: the counts
-  equal the CPU's exactly for the same ``W``.
+- Counts: one thread per (row, task) adds 1 to its bin (:func:`~.weights.weight_bin`, the scalar form
+  of the CPU's ``_bin_of``: log-odds bins) with an integer atomic add. Integer sums do not depend on
+  the order: the counts equal the CPU's for the same ``W``, except where the GPU's ``log``/``log1p``
+  (libdevice, within an ulp of the CPU's) put a weight exactly at a bin edge into the next bin.
+- Extremes: per chunk, then over the chunks (min and max are exact in any order).
 - Sums, in a fixed order, no atomics: thread (c, t) adds ``W[k, t]`` of the rows of chunk c
   (``ROWS_PER_PART`` consecutive rows, k ascending) into one accumulator per group; then one thread
   per (group, task) adds the chunk sums in chunk order and adds the step's total to ``sums``, as the
@@ -18,6 +21,8 @@ same two accumulators there: the histogram counts ``hist`` [groups, T, N_BINS] a
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from numba import cuda
@@ -41,22 +46,34 @@ def weight_hist_cuda(rows, W, R_dev, group_of_row, hist):
 
 @cuda.jit
 def weight_part_sums_cuda(rows, W, R_dev, group_of_row, per, part):
+    """``part[0, c, g, t]`` = sum, ``part[1, ...]`` = min, ``part[2, ...]`` = max of the weights
+    ``W[k, t]`` of chunk c's rows in group g (0, +inf, -inf when it has none)."""
     c, t = cuda.grid(2)
     lo = c * per
     R = R_dev[0]
     if lo < R and t < W.shape[1]:
         acc = cuda.local.array(MAX_GROUPS, np.float64)
-        n_groups = part.shape[1]
+        lo_w = cuda.local.array(MAX_GROUPS, np.float64)
+        hi_w = cuda.local.array(MAX_GROUPS, np.float64)
+        n_groups = part.shape[2]
         for g in range(n_groups):
             acc[g] = 0.0
+            lo_w[g] = math.inf
+            hi_w[g] = -math.inf
         for k in range(lo, min(lo + per, R)):
-            acc[group_of_row[rows[k]]] += W[k, t]
+            g = group_of_row[rows[k]]
+            w = W[k, t]
+            acc[g] += w
+            lo_w[g] = min(lo_w[g], w)
+            hi_w[g] = max(hi_w[g], w)
         for g in range(n_groups):
-            part[c, g, t] = acc[g]
+            part[0, c, g, t] = acc[g]
+            part[1, c, g, t] = lo_w[g]
+            part[2, c, g, t] = hi_w[g]
 
 
 @cuda.jit
-def weight_add_parts_cuda(part, R_dev, per, sums):
+def weight_add_parts_cuda(part, R_dev, per, sums, mins, maxs):
     i = cuda.grid(1)
     T = sums.shape[1]
     g = i // T
@@ -65,12 +82,14 @@ def weight_add_parts_cuda(part, R_dev, per, sums):
         n = (R_dev[0] + per - 1) // per
         s = 0.0
         for c in range(n):
-            s += part[c, g, t]
+            s += part[0, c, g, t]
+            mins[g, t] = min(mins[g, t], part[1, c, g, t])
+            maxs[g, t] = max(maxs[g, t], part[2, c, g, t])
         sums[g, t] += s
 
 
 @cuda.jit
-def _zero_weights(hist, sums):
+def _zero_weights(hist, sums, mins, maxs):
     i = cuda.grid(1)
     G, T, B = hist.shape
     if i < G * T * B:
@@ -79,6 +98,8 @@ def _zero_weights(hist, sums):
         hist[g, r // B, r - (r // B) * B] = 0
     if i < G * T:
         sums[i // T, i - (i // T) * T] = 0.0
+        mins[i // T, i - (i // T) * T] = math.inf
+        maxs[i // T, i - (i // T) * T] = -math.inf
 
 
 class DeviceWeights:
@@ -94,8 +115,10 @@ class DeviceWeights:
         self.group_of_row = cuda.to_device(np.ascontiguousarray(recorder.group_of_row, np.int64))
         self.hist = cuda.to_device(np.zeros((G, T, N_BINS), np.int64))
         self.sums = cuda.to_device(np.zeros((G, T), np.float64))
+        self.mins = cuda.to_device(np.full((G, T), np.inf))
+        self.maxs = cuda.to_device(np.full((G, T), -np.inf))
         self.n_parts = max(1, (int(S) + ROWS_PER_PART - 1) // ROWS_PER_PART)
-        self.part = cuda.device_array((self.n_parts, G, T), np.float64)
+        self.part = cuda.device_array((3, self.n_parts, G, T), np.float64)
         self.S = int(S)
 
     def observe(self, rows, W, R_dev) -> None:
@@ -104,12 +127,14 @@ class DeviceWeights:
         weight_hist_cuda[blocks(self.S * T), THREADS](rows, W, R_dev, self.group_of_row, self.hist)
         weight_part_sums_cuda[(blocks(self.n_parts), T), (THREADS, 1)](rows, W, R_dev, self.group_of_row,
                                                                        ROWS_PER_PART, self.part)
-        weight_add_parts_cuda[blocks(self.sums.size), THREADS](self.part, R_dev, ROWS_PER_PART, self.sums)
+        weight_add_parts_cuda[blocks(self.sums.size), THREADS](self.part, R_dev, ROWS_PER_PART, self.sums, self.mins,
+                                                               self.maxs)
 
     def flush(self) -> None:
         """Add the accumulated counts and sums into the host recorder (once per epoch) and zero them."""
-        self.recorder.add_counts(self.hist.copy_to_host(), self.sums.copy_to_host())
-        _zero_weights[blocks(self.hist.size), THREADS](self.hist, self.sums)
+        self.recorder.add_counts(self.hist.copy_to_host(), self.sums.copy_to_host(), self.mins.copy_to_host(),
+                                 self.maxs.copy_to_host())
+        _zero_weights[blocks(self.hist.size), THREADS](self.hist, self.sums, self.mins, self.maxs)
 
 
 def ptx_signatures():
@@ -117,7 +142,7 @@ def ptx_signatures():
     i64, W = "int64[::1]", "float64[:, ::1]"
     return [
         (weight_hist_cuda, f"void({i64}, {W}, {i64}, {i64}, int64[:, :, ::1])"),
-        (weight_part_sums_cuda, f"void({i64}, {W}, {i64}, {i64}, int64, float64[:, :, ::1])"),
-        (weight_add_parts_cuda, f"void(float64[:, :, ::1], {i64}, int64, {W})"),
-        (_zero_weights, f"void(int64[:, :, ::1], {W})"),
+        (weight_part_sums_cuda, f"void({i64}, {W}, {i64}, {i64}, int64, float64[:, :, :, ::1])"),
+        (weight_add_parts_cuda, f"void(float64[:, :, :, ::1], {i64}, int64, {W}, {W}, {W})"),
+        (_zero_weights, f"void(int64[:, :, ::1], {W}, {W}, {W})"),
     ]
