@@ -9,7 +9,7 @@ one modern GPU; it prints everything needed)::
 
 1. Equality (videogame, or tiny data with --simulate), the same seed on both engines:
    the first step's rows and G [T, R, d] (EW, paper task set), the embeddings after one epoch
-   (paper task set with PMTRec), and one evaluation's top-K lists when evaluation has a device
+   (paper task set with PMTRec, with PCGrad: the device Gram path, and with GradDrop), and one evaluation's top-K lists when evaluation has a device
    option. Max abs / rel differences are printed; rows and samples must be equal.
 2. Seconds per epoch (BPR alone; the paper's task set with EW and with PMTRec) on videogame,
    epinion and a synthetic set 10x the size of the 2018 Video Games split (552,230 users x
@@ -152,14 +152,15 @@ def equality(name: str, batch: int, dim: int) -> None:
     R = int(ds.rws.R_dev.copy_to_host()[0])
     same_rows = R == rows.size and np.array_equal(ds.rws.rows[:R].copy_to_host(), rows)
     print(f"first step: rows equal: {same_rows} (R = {R}); G: {maxdiff(G, ds.G[:, :R].copy_to_host())}")
-    # one epoch's embeddings (PMTRec)
-    tc, tg = trainer(split, tasks, "pmtrec", batch, dim), trainer(split, tasks, "pmtrec", batch, dim)
-    ds = cuda_step(tg)
-    cpu_epoch(tc, 1)
-    gpu_epoch(tg, ds, 1)
-    ds.download(tg.encoder.E)
-    print(f"one epoch (pmtrec), embeddings: {maxdiff(tc.encoder.E, tg.encoder.E)}; "
-          f"Adam moments: {maxdiff(tc.adam.MV, tg.adam.MV)}")
+    # one epoch's embeddings: PMTRec, a baseline on the device Gram matrix (PCGrad), GradDrop
+    for method in ("pmtrec", "pcgrad", "graddrop"):
+        tc, tg = trainer(split, tasks, method, batch, dim), trainer(split, tasks, method, batch, dim)
+        ds = cuda_step(tg)
+        cpu_epoch(tc, 1)
+        gpu_epoch(tg, ds, 1)
+        ds.download(tg.encoder.E)
+        print(f"one epoch ({method}), embeddings: {maxdiff(tc.encoder.E, tg.encoder.E)}; "
+              f"Adam moments: {maxdiff(tc.adam.MV, tg.adam.MV)}")
     kw = eval_device_kwargs("cuda")
     if kw:
         from pmtnumba.evaluation import topk_for_users

@@ -44,3 +44,23 @@ def ffloor(x):
 @overload(ffloor, target="generic", inline="always")
 def _ffloor_jit(x):
     return lambda x: np.float64(math.floor(x))
+
+
+def flog(x):
+    """Natural logarithm keeping the argument's float type."""
+    return np.log(x)
+
+
+@overload(flog, target="generic", inline="always")
+def _flog_jit(x):
+    return lambda x: math.log(x)
+
+
+def flog1p(x):
+    """``log(1 + x)`` keeping the argument's float type."""
+    return np.log1p(x)
+
+
+@overload(flog1p, target="generic", inline="always")
+def _flog1p_jit(x):
+    return lambda x: math.log1p(x)

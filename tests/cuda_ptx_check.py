@@ -66,7 +66,9 @@ def kernels():
     ]
     import importlib
 
-    for mod in ("pmtnumba.training.step_cuda", "pmtnumba.tasks.align_uniform_cuda"):
+    for mod in ("pmtnumba.training.step_cuda", "pmtnumba.tasks.align_uniform_cuda", "pmtnumba.combiners.gram_cuda",
+                "pmtnumba.training.weights_cuda", "pmtnumba.combiners.graddrop_cuda",
+                "pmtnumba.encoders.propagate_cuda"):
         try:
             m = importlib.import_module(mod)
         except ModuleNotFoundError:

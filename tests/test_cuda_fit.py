@@ -34,6 +34,7 @@ def _fit(device, tasks, method, monkeypatch, **kw):
     (["bpr", "social", "category", "rating"], "pmtrec", {}),
     (["bpr", "coview", "cobuy"], "ew", {"aux_sampling": "independent", "adam_mode": "dense"}),
     (["bpr", "social"], "pcgrad", {}),
+    (["bpr", "social"], "graddrop", {}),
     (["bpr", "align_uniform", "rating"], "ew", {}),
 ])
 def test_fit_cuda_simulator_matches_cpu(tasks, method, extra, monkeypatch):

@@ -58,9 +58,9 @@ class AlignedMTL(TaskwiseCombiner):
         self.scale = scale
         self.last_weights = None
 
-    def combine_flat(self, G2: np.ndarray, ctx: StepContext) -> np.ndarray:
-        self.last_weights = aligned_mtl_weights(gram(G2))
-        return weighted_sum(G2, self.last_weights)
+    def task_weights(self, A: np.ndarray, T: int, ctx: StepContext) -> np.ndarray:
+        self.last_weights = aligned_mtl_weights(A)
+        return self.last_weights
 
     def config(self) -> dict:
         return {"scale": self.scale}

@@ -240,9 +240,9 @@ class CAGrad(TaskwiseCombiner):
         self.rescale = int(rescale)
         self.last_weights = None
 
-    def combine_flat(self, G2: np.ndarray, ctx: StepContext) -> np.ndarray:
-        self.last_weights = cagrad_combination(gram(G2), self.calpha, self.rescale)
-        return weighted_sum(G2, self.last_weights)
+    def task_weights(self, A: np.ndarray, T: int, ctx: StepContext) -> np.ndarray:
+        self.last_weights = cagrad_combination(A, self.calpha, self.rescale)
+        return self.last_weights
 
     def config(self) -> dict:
         return {"calpha": self.calpha, "rescale": self.rescale}

@@ -19,31 +19,38 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ..jitshare import shared_jit
+
 from .base import StepContext
 from .gram import as_task_matrix
 from .taskwise import TaskwiseCombiner, require_rng
 
 
+@shared_jit(inline="always")
+def graddrop_entry(G, k, u, leak, eps):
+    """GradDrop's ``g_k`` for coordinate ``k`` of [T, D] gradients with its uniform draw ``u``
+    (the CPU kernel and its CUDA twin, combiners/graddrop_cuda.py)."""
+    s = 0.0
+    sa = 0.0
+    for t in range(G.shape[0]):
+        v = np.float64(G[t, k])
+        s += v
+        sa += abs(v)
+    P = 0.5 * (1.0 + s / (sa + eps))
+    acc = 0.0
+    for t in range(G.shape[0]):
+        v = np.float64(G[t, k])
+        m = 0.0
+        if (P > u and v > 0.0) or (P < u and v < 0.0):
+            m = 1.0
+        acc += v * (leak + (1.0 - leak) * m)
+    return acc
+
+
 @njit(parallel=True, cache=True)
 def _graddrop_kernel(G, U, leak, eps, out):  # pragma: no cover - compiled
-    T, D = G.shape
-    for k in prange(D):
-        s = 0.0
-        sa = 0.0
-        for t in range(T):
-            v = np.float64(G[t, k])
-            s += v
-            sa += abs(v)
-        P = 0.5 * (1.0 + s / (sa + eps))
-        u = U[k]
-        acc = 0.0
-        for t in range(T):
-            v = np.float64(G[t, k])
-            m = 0.0
-            if (P > u and v > 0.0) or (P < u and v < 0.0):
-                m = 1.0
-            acc += v * (leak + (1.0 - leak) * m)
-        out[k] = acc
+    for k in prange(G.shape[1]):
+        out[k] = graddrop_entry(G, k, U[k], leak, eps)
 
 
 def graddrop_combine(G2d: np.ndarray, rng: np.random.Generator, leak: float = 0.0, eps: float = 1e-7) -> np.ndarray:

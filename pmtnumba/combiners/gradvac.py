@@ -82,15 +82,14 @@ class GradVac(TaskwiseCombiner):
         self.rho_hat = None
         self.last_weights = None
 
-    def combine_flat(self, G2: np.ndarray, ctx: StepContext) -> np.ndarray:
-        T = G2.shape[0]
+    def task_weights(self, A: np.ndarray, T: int, ctx: StepContext) -> np.ndarray:
         if self.rho_hat is None:
             self.rho_hat = np.zeros((T, T))
         elif self.rho_hat.shape != (T, T):
             raise ValueError(f"gradvac: state is for {self.rho_hat.shape[0]} tasks, got {T}")
-        C = gradvac_coefficients(gram(G2), require_rng(ctx, self.name), self.rho_hat, self.beta, self.eps)
+        C = gradvac_coefficients(A, require_rng(ctx, self.name), self.rho_hat, self.beta, self.eps)
         self.last_weights = C.sum(axis=0)
-        return weighted_sum(G2, self.last_weights)
+        return self.last_weights
 
     def state_dict(self) -> dict:
         return {} if self.rho_hat is None else {"rho_hat": self.rho_hat.copy()}

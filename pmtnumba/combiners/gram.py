@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ..jitshare import shared_jit
+
 #: coordinates per partial Gram block; fixed, so the summation order never depends on threads
 BLOCK = 16384
 
@@ -49,14 +51,19 @@ def _gram_kernel(G, block):  # pragma: no cover - compiled
     return A
 
 
+@shared_jit(inline="always")
+def weighted_entry(G, w, k):
+    """``sum_t w[t] * G[t, k]`` in float64, tasks in order (the CPU kernel and its CUDA twin)."""
+    acc = 0.0
+    for t in range(G.shape[0]):
+        acc += w[t] * np.float64(G[t, k])
+    return acc
+
+
 @njit(parallel=True, cache=True)
 def _weighted_sum_kernel(G, w, out):  # pragma: no cover - compiled
-    T, D = G.shape
-    for k in prange(D):
-        acc = 0.0
-        for t in range(T):
-            acc += w[t] * np.float64(G[t, k])
-        out[k] = acc
+    for k in prange(G.shape[1]):
+        out[k] = weighted_entry(G, w, k)
 
 
 def as_task_matrix(G: np.ndarray) -> np.ndarray:

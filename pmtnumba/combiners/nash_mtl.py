@@ -169,20 +169,18 @@ class NashMTL(TaskwiseCombiner):
         self.fallbacks = 0
         self.last_weights = None
 
-    def combine_flat(self, G2: np.ndarray, ctx: StepContext) -> np.ndarray:
-        T = G2.shape[0]
+    def task_weights(self, A: np.ndarray, T: int, ctx: StepContext) -> np.ndarray:
         if self.alpha is None:
             self.alpha = np.ones(T)
         elif self.alpha.shape != (T,):
             raise ValueError(f"nash-mtl: state is for {self.alpha.shape[0]} tasks, got {T}")
-        A = gram(G2)
         if self.calls % self.update_every == 0:
             alpha, ok = nash_mtl_weights(A, self.alpha, ctx.step, self.tol)
             self.fallbacks += not ok
             self.alpha = alpha
         self.calls += 1
         self.last_weights = clip_coefficients(A, self.alpha, self.max_norm)
-        return weighted_sum(G2, self.last_weights)
+        return self.last_weights
 
     def state_dict(self) -> dict:
         if self.alpha is None:

@@ -55,10 +55,10 @@ class PCGrad(TaskwiseCombiner):
         self.eps = float(eps)
         self.last_weights = None
 
-    def combine_flat(self, G2: np.ndarray, ctx: StepContext) -> np.ndarray:
-        C = pcgrad_coefficients(gram(G2), require_rng(ctx, self.name), self.eps)
+    def task_weights(self, A: np.ndarray, T: int, ctx: StepContext) -> np.ndarray:
+        C = pcgrad_coefficients(A, require_rng(ctx, self.name), self.eps)
         self.last_weights = C.sum(axis=0)
-        return weighted_sum(G2, self.last_weights)
+        return self.last_weights
 
     def config(self) -> dict:
         return {"eps": self.eps}

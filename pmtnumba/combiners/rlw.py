@@ -41,9 +41,10 @@ class RLW(TaskwiseCombiner):
         self._w = None
         self.last_weights = None
 
-    def combine_flat(self, G2: np.ndarray, ctx: StepContext) -> np.ndarray:
+    uses_gram = False  # the weights are random draws; G is only summed with them
+
+    def task_weights(self, A: None, T: int, ctx: StepContext) -> np.ndarray:
         rng = require_rng(ctx, self.name)
-        T = G2.shape[0]
         if self.per == "step":
             w = rlw_weights(rng, T)
         else:
@@ -51,7 +52,7 @@ class RLW(TaskwiseCombiner):
                 self._w, self._epoch = rlw_weights(rng, T), ctx.epoch
             w = self._w
         self.last_weights = w
-        return weighted_sum(G2, w)
+        return w
 
     def state_dict(self) -> dict:
         if self.per == "step" or self._w is None:

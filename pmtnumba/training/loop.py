@@ -276,7 +276,9 @@ class Trainer:
 
             sp = self.split
             self.dstep = CudaStep(self.encoder.E, self.tasks, self.combiner, self.adam, self.batch_size,
-                                  sp.train_users, sp.train_items, sp.train_ratings, sp.n_users)
+                                  sp.train_users, sp.train_items, sp.train_ratings, sp.n_users, encoder=self.encoder)
+            if self.weights is not None:  # summarised on the device, added in once per epoch
+                self.dstep.record_weights(self.weights)
         if self.batch_size < self.cfg.batch_size:
             self.reporter.message(f"--batch-size {self.cfg.batch_size} is more than the {self.batch_size} training "
                                   f"interactions: using one batch of {self.batch_size}")
@@ -359,10 +361,9 @@ class Trainer:
                                                      self.dense_adams, ctx, cfg.seed, ws)
                 rows, weights = ctx.rows, getattr(self.combiner, "last_weights", None)
             else:
-                losses, pairs = dstep.step(lo, len(bidx), ctx, cfg.seed, want_weights=self.weights is not None)
+                losses, pairs = dstep.step(lo, len(bidx), ctx, cfg.seed)
                 lo += len(bidx)
-                rows, weights = dstep.last_rows, dstep.last_weights
-            if self.weights is not None:
+            if self.weights is not None and dstep is None:
                 self.weights.observe(rows, weights)
             loss_sum += losses * pairs
             pair_sum += pairs
@@ -385,6 +386,8 @@ class Trainer:
         st.epoch = epoch
         st.t_train += t_epoch
         if self.weights is not None:
+            if dstep is not None:
+                dstep.flush_weights()
             self.weights.end_epoch(epoch)
             if run is not None:
                 with self.budget.measure("io"):

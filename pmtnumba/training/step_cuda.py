@@ -14,9 +14,12 @@ Everything lives on the device from :class:`CudaStep`'s construction on: the emb
 Adam's moments, the training interactions, every task's CSR structures and all step buffers
 (sized for a full batch once). A step copies nothing to the device except kernel scalars (the
 random key, offsets) and reads back one small array: the per-task losses and pair counts, the
-row count and a finite flag. The task-wise baselines (PCGrad, Nash-MTL, ...) run on the host:
-their ``G`` is copied back and their ``g`` copied in (documented in docs/gpu.md), as do PMTRec's
-per-row weights when they are recorded.
+row count and a finite flag. The task-wise baselines that combine ``g = sum_t w_t G[t]`` (PCGrad,
+GradVac, CAGrad, Aligned-MTL, Nash-MTL, RLW) add one T x T copy back (the Gram matrix, built on
+the device by combiners/gram_cuda.py) and T weights down; GradDrop, which works per coordinate,
+runs on the device with the run generator's own draws (combiners/graddrop_cuda.py) and reads back
+R. PMTRec's recorded weights are summarised on the device (training/weights_cuda.py) and copied
+back once per epoch.
 
 ``G`` is the ``[T, R, d]`` prefix of a ``[T, S, d]`` device buffer (S slots bound R), so R never
 has to be known on the host to launch a kernel: kernels read it from the device.
@@ -30,7 +33,11 @@ import numpy as np
 from numba import cuda
 
 from ..combiners import EW, PMTRec, StepContext
+from ..combiners.taskwise import TaskwiseCombiner
 from ..combiners.base_cuda import ew_cuda
+from ..combiners.graddrop import GradDrop
+from ..combiners.graddrop_cuda import GradDropDevice
+from ..combiners.gram_cuda import GramWorkspace
 from ..combiners.pmtrec import focus_factor
 from ..combiners.pmtrec_cuda import MAX_TASKS, pmtrec_cuda
 from ..data.link_samplers_cuda import (
@@ -281,8 +288,8 @@ _TWINS = (BPRTask, LinkTask, CategoryTask, RatingTask, AlignUniformTask)
 
 def cuda_unsupported(tasks: list[Task], encoder: str, dim: int = 0) -> str | None:
     """Why this run cannot train on the GPU (a short phrase), or None."""
-    if encoder != "mf":
-        return f"the {encoder!r} encoder has no CUDA twin (mf only)"
+    if encoder not in ("mf", "lightgcn"):
+        return f"the {encoder!r} encoder has no CUDA twin (mf and lightgcn only)"
     missing = [t.name for t in tasks if not isinstance(t, _TWINS)]
     if missing:
         return f"task(s) {', '.join(missing)} have no CUDA twin yet"
@@ -333,6 +340,12 @@ class _AlignUniformDevice(_DeviceTask):
                                                    self.scal[1], info, t, T, rows, rows.shape[0])
 
 
+def on_gram(combiner) -> bool:
+    """Whether ``combiner`` runs on the device as ``sum_t w_t G[t]`` with host weights from the
+    Gram matrix (every task-wise baseline that implements ``task_weights``; not GradDrop)."""
+    return isinstance(combiner, TaskwiseCombiner) and type(combiner).task_weights is not TaskwiseCombiner.task_weights
+
+
 def _device_task(task: Task, B: int, n_users: int, n_rows: int = 0, dim: int = 0) -> _DeviceTask:
     if isinstance(task, BPRTask):
         return _BPRDevice(task, B, n_users)
@@ -358,7 +371,8 @@ class CudaStep:
     """
 
     def __init__(self, E: np.ndarray, tasks: list[Task], combiner, adam: Adam, batch_size: int,
-                 train_users: np.ndarray, train_items: np.ndarray, train_ratings: np.ndarray | None, n_users: int):
+                 train_users: np.ndarray, train_items: np.ndarray, train_ratings: np.ndarray | None, n_users: int,
+                 encoder=None):
         T = len(tasks)
         if T > MAX_TASKS:
             raise PmtError(f"--device cuda supports at most {MAX_TASKS} tasks, got {T}")
@@ -385,71 +399,107 @@ class CudaStep:
         self.rws = RowIndexWorkspace(N, S)
         self.G = cuda.device_array((T, S, d), E.dtype)
         self.g = cuda.device_array((S, d), E.dtype)
-        self.W = cuda.device_array((S, T), np.float64)
+        # a graph encoder's gradient reaches up to every row: M bounds the rows a combiner sees
+        self.enc = None
+        self.M = S
+        if encoder is not None and encoder.name == "lightgcn":
+            from ..encoders.lightgcn_cuda import LightGCNDevice
+
+            self.enc = LightGCNDevice(encoder, T)
+            self.M = N
+            self.g0 = cuda.device_array((N, d), E.dtype)
+        elif encoder is not None and encoder.name != "mf":
+            raise PmtError(f"--device cuda: the {encoder.name!r} encoder has no CUDA twin; use --device cpu")
+        self.gram_ws = GramWorkspace(T, self.M * d) if on_gram(combiner) else None
+        self.graddrop = GradDropDevice() if isinstance(combiner, GradDrop) else None
+        self.W = cuda.device_array((self.M, T), np.float64)
         self.local = cuda.to_device(np.full(N, -1, np.int64)) if adam.mode == "dense" else None
         self.bu = cuda.device_array(max(self.B, 1), np.int64)
         self.bi = cuda.device_array(max(self.B, 1), np.int64)
         self.br = None if train_ratings is None else cuda.device_array(max(self.B, 1), train_ratings.dtype)
         self.info = cuda.device_array(2 * T + 2, np.float64)
         self.perm = None
-        self.last_rows = None  # host copies, only when a host-side consumer asks for them
-        self.last_weights = None
+        self.weights = None  # PMTRec's weight summaries on the device (record_weights)
+
+    def record_weights(self, recorder) -> None:
+        """Summarise PMTRec's per-row weights into ``recorder`` (a :class:`~.weights.WeightRecorder`)
+        on the device; :meth:`flush_weights` adds them into it once per epoch."""
+        from .weights_cuda import DeviceWeights
+
+        if not isinstance(self.combiner, PMTRec):
+            raise PmtError(f"weights are recorded for PMTRec only, not {self.combiner.name}")
+        self.weights = DeviceWeights(recorder, len(self.tasks), self.M)
+
+    def flush_weights(self) -> None:
+        """Add the epoch's device weight summaries into the host recorder (before its end_epoch)."""
+        if self.weights is not None:
+            self.weights.flush()
 
     def set_epoch_order(self, perm: np.ndarray) -> None:
         """Upload the epoch's shuffled order of the training interactions (once per epoch)."""
         self.perm = cuda.to_device(np.ascontiguousarray(perm, np.int64))
 
-    def _G_host(self, R: int) -> np.ndarray:
-        return self.G[:, :R, :].copy_to_host() if R else np.zeros((len(self.tasks), 0, self.G.shape[2]), np.float32)
+    def _G_host(self, G, R: int) -> np.ndarray:
+        return G[:, :R, :].copy_to_host() if R else np.zeros((len(self.tasks), 0, G.shape[2]), G.dtype)
 
-    def step(self, lo: int, n: int, ctx: StepContext, seed: int, want_weights: bool = False):
+    def step(self, lo: int, n: int, ctx: StepContext, seed: int):
         """Train on the interactions ``perm[lo:lo+n]``; returns ``(losses [T], pairs [T])``."""
         T = len(self.tasks)
         _gather_batch[blocks(n), THREADS](self.perm, lo, n, self.train_users, self.train_items, self.bu, self.bi)
         if self.br is not None:
             _gather_ratings[blocks(n), THREADS](self.perm, lo, n, self.train_ratings, self.br)
+        X = self.E if self.enc is None else self.enc.forward(self.E)  # the tasks' table
         for t, dt in enumerate(self.dtasks):
             a, b = int(self.offsets[t]), int(self.offsets[t + 1])
             rows, grads = self.slot_rows[a:b], self.slot_grads[a:b]
             key = make_key(seed, ctx.epoch, ctx.step, dt.task.stream)
-            dt.run(self.E, self.bu, self.bi, self.br, n, key, rows, grads)
+            dt.run(X, self.bu, self.bi, self.br, n, key, rows, grads)
             dt.finish(rows, self.info, t, T)
         index_rows_cuda(self.slot_rows, self.rws)
         R_dev = self.rws.R_dev
         d = self.G.shape[2]
         nd = blocks(self.S * d)
         gather_rows_cuda[nd, THREADS](self.rws.indptr, self.rws.order, self.slot_task, self.slot_grads, R_dev, self.G)
-        host_rows = None
+        G, rows, g, M = self.G, self.rws.rows, self.g, self.S
+        if self.enc is not None:  # back through the encoder: rows0, R0 and G0 [T, R0, d] on E
+            rows, R_dev, G = self.enc.backward(rows, R_dev, self.G)
+            g, M = self.g0, self.M
+            nd = blocks(M * d)
         if type(self.combiner) is EW:
-            ew_cuda[nd, THREADS](self.G, R_dev, self.g)
+            ew_cuda[nd, THREADS](G, R_dev, g)
         elif isinstance(self.combiner, PMTRec):
             c = self.combiner
-            pmtrec_cuda[blocks(self.S), THREADS](self.G, R_dev, focus_factor(c.alpha, ctx.epoch), float(c.tau),
-                                                 bool(c.drop_absent), self.g, self.W)
-        else:  # task-wise baselines: G to the host, the CPU combiner, g back
+            pmtrec_cuda[blocks(M), THREADS](G, R_dev, focus_factor(c.alpha, ctx.epoch), float(c.tau),
+                                            bool(c.drop_absent), g, self.W)
+            if self.weights is not None:
+                self.weights.observe(rows, self.W, R_dev)
+        elif self.gram_ws is not None:  # g = sum_t w_t G[t], w from the T x T Gram matrix (host solve)
+            c, ws = self.combiner, self.gram_ws
+            G2 = G.reshape(T, M * d)
+            A = ws.gram(G2, R_dev, d) if c.uses_gram else None
+            w = c.task_weights(A, T, ctx)
+            ws.weighted_sum(G2, w, R_dev, d, g.reshape(M * d))
+        elif self.graddrop is not None and GradDropDevice.supports(ctx.rng):  # per coordinate, same draws
+            self.graddrop.combine(self.combiner, G.reshape(T, M * d), R_dev, d, ctx.rng, g.reshape(M * d))
+        else:  # a combiner without a twin (GradDrop with a non-PCG64 generator): G to the host and g back
             R = int(R_dev.copy_to_host()[0])
-            host_rows = self.rws.rows[:R].copy_to_host() if R else np.zeros(0, np.int64)
-            ctx.rows = host_rows
-            g = np.ascontiguousarray(self.combiner(self._G_host(R), ctx), dtype=self.g.dtype)
+            ctx.rows = rows[:R].copy_to_host() if R else np.zeros(0, np.int64)
+            gh = np.ascontiguousarray(self.combiner(self._G_host(G, R), ctx), dtype=g.dtype)
             if R:
-                self.g[:R].copy_to_device(g)
+                g[:R].copy_to_device(gh)
         _set_one[1, 1](self.info, 2 * T)
-        _finite_flag[nd, THREADS](self.G, self.g, R_dev, self.info, 2 * T)
-        self._adam(R_dev)
+        _finite_flag[nd, THREADS](G, g, R_dev, self.info, 2 * T)
+        self._adam(rows, R_dev, g, M)
         info = self.info.copy_to_host()
         losses, pairs = info[:T].copy(), info[T:2 * T].astype(np.int64)
         R = int(info[2 * T + 1])
-        if want_weights:
-            self.last_rows = host_rows if host_rows is not None else (
-                self.rws.rows[:R].copy_to_host() if R else np.zeros(0, np.int64))
-            self.last_weights = self.W[:R].copy_to_host() if R else np.zeros((0, T))
         if not (np.isfinite(losses).all() and info[2 * T] == 1):
-            self._diverged(losses, R, ctx)
+            self._diverged(G, losses, R, ctx)
         return losses, pairs
 
-    def _diverged(self, losses, R, ctx):
+    def _diverged(self, G, losses, R, ctx):
         """Name the task at fault, as the CPU step does (only on this failure path is G read back)."""
-        G = self._G_host(R)
+        G = self._G_host(G, R)
         for t, task in enumerate(self.tasks):
             if not np.isfinite(losses[t]) or not np.isfinite(G[t]).all():
                 what = "loss" if not np.isfinite(losses[t]) else "gradient"
@@ -460,20 +510,19 @@ class CudaStep:
             f"training diverged: the {self.combiner.name} combiner produced a non-finite gradient at epoch "
             f"{ctx.epoch}, step {ctx.step}")
 
-    def _adam(self, R_dev):
+    def _adam(self, rows, R_dev, g, M):
         ad = self.adam
         ad.t += 1
         bc1 = 1.0 - ad.b1 ** ad.t
         bc2_sqrt = math.sqrt(1.0 - ad.b2 ** ad.t)
-        f = np.float32 if self.g.dtype == np.float32 else np.float64
+        f = np.float32 if g.dtype == np.float32 else np.float64
         args = (f(ad.lr / bc1), f(ad.b1), f(1.0 - ad.b1), f(ad.b2), f(1.0 - ad.b2), f(ad.eps), f(bc2_sqrt), f(ad.wd))
-        rows = self.rws.rows
         if ad.mode == "sparse":
-            adam_sparse_cuda[blocks(self.S), THREADS](self.E, self.MV, rows, R_dev, self.g, *args)
+            adam_sparse_cuda[blocks(M), THREADS](self.E, self.MV, rows, R_dev, g, *args)
         else:
-            dense_local_set_cuda[blocks(self.S), THREADS](rows, R_dev, self.local)
-            adam_dense_cuda[blocks(self.E.shape[0]), THREADS](self.E, self.MV, self.local, self.g, *args)
-            dense_local_reset_cuda[blocks(self.S), THREADS](rows, R_dev, self.local)
+            dense_local_set_cuda[blocks(M), THREADS](rows, R_dev, self.local)
+            adam_dense_cuda[blocks(self.E.shape[0]), THREADS](self.E, self.MV, self.local, g, *args)
+            dense_local_reset_cuda[blocks(M), THREADS](rows, R_dev, self.local)
 
     def download(self, E: np.ndarray) -> None:
         """Copy the table into ``E`` and the moments into ``adam.MV`` (checkpoints, evaluation)."""

@@ -23,6 +23,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..fmath import ffloor, flog, flog1p
+from ..jitshare import shared_jit
+
 N_BINS = 10_000
 #: the bins cover log-odds in [-LOGIT_MAX, LOGIT_MAX], i.e. weights in [1e-10, 1 - 1e-10]
 LOGIT_MAX = 23.0
@@ -37,6 +40,24 @@ def _bin_of(W: np.ndarray) -> np.ndarray:
         z = np.log(w) - np.log1p(-w)  # log-odds; +inf at w = 1
     b = np.floor((z + LOGIT_MAX) * (N_BINS / (2 * LOGIT_MAX)))
     return np.clip(np.nan_to_num(b, nan=0.0, posinf=N_BINS - 1, neginf=0), 0, N_BINS - 1).astype(np.int64)
+
+
+@shared_jit()
+def weight_bin(w):
+    """The bin of one weight, the scalar form of :func:`_bin_of` (for its CUDA twin,
+    training/weights_cuda.py; a test checks the two agree, bin edges included)."""
+    w = np.float64(w)
+    if not w == w:
+        return np.int64(0)
+    if w >= 1.0:
+        return np.int64(N_BINS - 1)
+    w = max(w, 1e-300)
+    b = ffloor((flog(w) - flog1p(-w) + LOGIT_MAX) * (N_BINS / (2 * LOGIT_MAX)))
+    if b < 0.0:
+        return np.int64(0)
+    if b > N_BINS - 1:
+        return np.int64(N_BINS - 1)
+    return np.int64(b)
 
 
 def _bin_centres() -> np.ndarray:
@@ -87,6 +108,14 @@ class WeightRecorder:
         self.sums += np.bincount(cell.ravel(), weights=W.ravel(), minlength=G * T).reshape(G, T)
         np.minimum.at(self.mins, (np.broadcast_to(g[:, None], W.shape), np.broadcast_to(np.arange(T), W.shape)), W)
         np.maximum.at(self.maxs, (np.broadcast_to(g[:, None], W.shape), np.broadcast_to(np.arange(T), W.shape)), W)
+
+    def add_counts(self, hist: np.ndarray, sums: np.ndarray, mins: np.ndarray, maxs: np.ndarray) -> None:
+        """Add counts, sums and extremes accumulated elsewhere (the GPU step's, once per epoch) as
+        if :meth:`observe` had seen the weights."""
+        self.hist += hist
+        self.sums += sums
+        np.minimum(self.mins, mins, out=self.mins)
+        np.maximum(self.maxs, maxs, out=self.maxs)
 
     def end_epoch(self, epoch: int) -> None:
         """Summarise the epoch's histograms into records and start afresh."""
