@@ -18,7 +18,7 @@ Files written to ``out_dir`` (each atomically, see :mod:`.runio`):
     papers' protocol, the epoch selected on test, reads ``optimistic (epoch selected on test)``),
     so the file read alone cannot pass an optimistic score for a fair one.
 ``summary.csv`` / ``summary.md``
-    one row per method: ``<metric>@K_mean`` / ``<metric>@K_std`` for recall, ndcg and hr; the
+    one row per method: its runs' ``protocol``, ``<metric>@K_mean`` / ``<metric>@K_std`` for recall, ndcg and hr; the
     Markdown file is a table in the style of the paper's Table 2 (``mean ± std``, best mean per
     column in bold, runner-up underlined). Also rewritten after every run.
 ``<method>/seed<k>/``
@@ -220,6 +220,9 @@ def summarize(runs: list[dict], methods=None, ks=(5, 10, 20, 40)) -> list[dict]:
             "n_failed": len(rows) - len(ok),
             "seeds": " ".join(str(int(r["seed"])) for r in ok),
         }
+        protocols = list(dict.fromkeys(str(r["protocol"]) for r in rows if r.get("protocol")))
+        if protocols:  # as in runs.csv: how the test numbers were obtained
+            row["protocol"] = "; ".join(protocols)
         for metric in SUMMARY_METRICS:
             for k in ks:
                 key = f"{metric}@{k}"
