@@ -150,6 +150,8 @@ class Trainer:
                             for k, p in self.encoder.dense_params().items()}
         #: the published ego-embedding L2 (``--reg``), added after the combiner; None when off
         self.penalty = EgoReg(cfg.reg) if cfg.reg > 0 else None
+        #: the step's keyword for it: none when off, so the step is called exactly as before --reg existed
+        self._penalty_kw = {"penalty": self.penalty} if self.penalty is not None else {}
         self.rng = np.random.default_rng(np.random.SeedSequence([int(cfg.seed), 0xC0B]))
         self._versions = None
         self.device = resolve_device(cfg.device)  # "cpu" or "cuda" (one-line error without a GPU)
@@ -361,10 +363,10 @@ class Trainer:
                 batch = Batch(sp.train_users[bidx], sp.train_items[bidx], None if ratings is None else ratings[bidx])
                 if mf:  # MF keeps its own (sparse-row) step path
                     losses, pairs = train_step(self.encoder.E, self.tasks, batch, self.combiner, self.adam, ctx,
-                                               cfg.seed, ws, self.penalty)
+                                               cfg.seed, ws, **self._penalty_kw)
                 else:
                     losses, pairs = graph_train_step(self.encoder, self.tasks, batch, self.combiner, self.adam,
-                                                     self.dense_adams, ctx, cfg.seed, ws, self.penalty)
+                                                     self.dense_adams, ctx, cfg.seed, ws, **self._penalty_kw)
                 if self.penalty is not None:
                     reg_sum += self.penalty.loss * pairs[0]
                 rows, weights = ctx.rows, getattr(self.combiner, "last_weights", None)
