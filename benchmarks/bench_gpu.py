@@ -58,6 +58,11 @@ from pmtnumba.training.step import StepWorkspace, multitask_gradients, train_ste
 
 SEED = 0
 N_CPU = numba.config.NUMBA_NUM_THREADS
+if ARGS.simulate:  # the simulator runs every thread as a Python thread: small evaluation blocks
+    from pmtnumba.evaluation import topk_cuda  # noqa: E402
+
+    for _name, _value in topk_cuda.SIMULATOR_BLOCKS.items():
+        setattr(topk_cuda, _name, _value)
 
 
 def tiny_dataset() -> Dataset:

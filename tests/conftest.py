@@ -90,6 +90,18 @@ def cuda_sim():
         pytest.skip("numba.cuda: no usable GPU and the simulator is off")
     return cuda
 
+@pytest.fixture
+def small_cuda_blocks(monkeypatch):
+    """Small GEMM and top-K blocks for the CUDA simulator, which runs every thread as a Python
+    thread: tiny problems still span several GEMM tiles, strides and selects, and a simulated
+    evaluation costs seconds, not tens of seconds (the block shape changes no result; the
+    production shape has its own test, test_cuda_evaluation_default_block_shape)."""
+    from pmtnumba.evaluation import topk_cuda
+
+    for name, value in topk_cuda.SIMULATOR_BLOCKS.items():
+        monkeypatch.setattr(topk_cuda, name, value)
+
+
 def _load_cuda_simulator():
     """Import numba.cuda now, as the simulator (the variable set above), then unset the variable
     again if this file set it: subprocesses started by tests must not inherit it, and

@@ -49,7 +49,7 @@ def test_lightgcn_forward_backward_match_cpu(layers):
     assert rel < 1e-6 or ab < 1e-7
 
 
-def test_lightgcn_fit_matches_cpu(monkeypatch):
+def test_lightgcn_fit_matches_cpu(monkeypatch, small_cuda_blocks):
     from pmtnumba.data.split import make_split
     from pmtnumba.training.config import FitConfig
     from pmtnumba.training.loop import Trainer

@@ -152,19 +152,6 @@ def test_topk_kernel_equals_cpu_kernel(cuda_sim):
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def small_cuda_blocks(monkeypatch):
-    """Small GEMM and top-K blocks (the simulator runs every thread as a Python thread), so that
-    tiny problems still span several GEMM tiles, strides and selects."""
-    from pmtnumba.evaluation import topk_cuda
-
-    monkeypatch.setattr(topk_cuda, "GEMM_SIDE", 4)
-    monkeypatch.setattr(topk_cuda, "GEMM_REG", 2)
-    monkeypatch.setattr(topk_cuda, "GEMM_BK", 3)
-    monkeypatch.setattr(topk_cuda, "TOPK_THREADS", 8)
-    monkeypatch.setattr(topk_cuda, "TOPK_PER_THREAD", 2)
-
-
 def test_cuda_evaluation_exact_scores_with_ties(cuda_sim, small_cuda_blocks):
     """Small-integer embeddings: every score is exact in float32 whatever the summation order,
     so ids, scores and metrics must be identical; scores tie a lot."""

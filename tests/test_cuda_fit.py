@@ -15,7 +15,8 @@ from pmtnumba.data.split import make_split
 from pmtnumba.training.config import FitConfig
 from pmtnumba.training.loop import Trainer
 
-pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning"),
+              pytest.mark.usefixtures("small_cuda_blocks")]
 
 
 def _fit(device, tasks, method, monkeypatch, **kw):

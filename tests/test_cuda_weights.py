@@ -69,7 +69,7 @@ def test_device_weights_match_recorder(per, monkeypatch):
         assert abs(a["mean"] - b["mean"]) <= 1e-15 * abs(a["mean"])
 
 
-def test_fit_pmtrec_records_the_cpu_weights(monkeypatch):
+def test_fit_pmtrec_records_the_cpu_weights(monkeypatch, small_cuda_blocks):
     from tests.conftest import synthetic_dataset
     from pmtnumba.data.split import make_split
     from pmtnumba.training.config import FitConfig

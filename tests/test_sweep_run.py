@@ -167,9 +167,10 @@ def test_resume_after_killing_the_driver(tmp_path, tiny_csv, scheduler):
     d = tmp_path / "r"
     # 3 pmtrec configurations, no pruning, each long enough to be caught running: on this data an
     # epoch takes ~2 ms warm, so a 3,000-epoch trial runs for seconds even on an idle machine (with
-    # 25 epochs an idle CI machine finished the whole sweep between two polls)
+    # 25 epochs an idle CI machine finished the whole sweep between two polls); validating every 300
+    # epochs keeps the resumed trials from spending the test's time on evaluation
     args = ["sweep", "run", str(d), "--dataset", tiny_csv, "--tasks", "bpr,rating", "--methods", "pmtrec",
-            "--lr", "0.05,0.02,0.01", "--tau", "1e-2", "--epochs", "3000", "--patience", "3000", "--pruner", "none",
+            "--lr", "0.05,0.02,0.01", "--tau", "1e-2", "--epochs", "3000", "--patience", "3000", "--eval-every", "300", "--pruner", "none",
             "--scheduler", scheduler, "--quiet"]
     drv = subprocess.Popen([sys.executable, "-m", "pmtnumba_cli.main", *args], stdout=subprocess.DEVNULL,
                            stderr=subprocess.PIPE)

@@ -68,6 +68,9 @@ GEMM_BK = 16
 # Top-K: threads per block (one block per user) and items each thread reads per stride.
 TOPK_THREADS = 128
 TOPK_PER_THREAD = 4
+# Small blocks for tiny problems in the CUDA simulator (tests, bench_gpu.py --simulate), which runs
+# every thread of a block as a Python thread; no result depends on the block shape.
+SIMULATOR_BLOCKS = {"GEMM_SIDE": 4, "GEMM_REG": 2, "GEMM_BK": 3, "TOPK_THREADS": 8, "TOPK_PER_THREAD": 2}
 
 
 def require_gpu() -> None:

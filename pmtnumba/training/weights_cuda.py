@@ -88,20 +88,6 @@ def weight_add_parts_cuda(part, R_dev, per, sums, mins, maxs):
         sums[g, t] += s
 
 
-@cuda.jit
-def _zero_weights(hist, sums, mins, maxs):
-    i = cuda.grid(1)
-    G, T, B = hist.shape
-    if i < G * T * B:
-        g = i // (T * B)
-        r = i - g * T * B
-        hist[g, r // B, r - (r // B) * B] = 0
-    if i < G * T:
-        sums[i // T, i - (i // T) * T] = 0.0
-        mins[i // T, i - (i // T) * T] = math.inf
-        maxs[i // T, i - (i // T) * T] = -math.inf
-
-
 class DeviceWeights:
     """The device half of a :class:`~.weights.WeightRecorder` for steps of at most ``S`` rows."""
 
@@ -113,10 +99,11 @@ class DeviceWeights:
             raise ValueError(f"the recorder has {len(recorder.tasks)} tasks, the step {T}")
         self.recorder = recorder
         self.group_of_row = cuda.to_device(np.ascontiguousarray(recorder.group_of_row, np.int64))
-        self.hist = cuda.to_device(np.zeros((G, T, N_BINS), np.int64))
-        self.sums = cuda.to_device(np.zeros((G, T), np.float64))
-        self.mins = cuda.to_device(np.full((G, T), np.inf))
-        self.maxs = cuda.to_device(np.full((G, T), -np.inf))
+        # The epoch's starting values, kept on the host and copied over the accumulators at each flush
+        # (a host-to-device copy of a few MB per epoch: no kernel, nothing to keep in step with).
+        self._empty = (np.zeros((G, T, N_BINS), np.int64), np.zeros((G, T), np.float64), np.full((G, T), np.inf),
+                       np.full((G, T), -np.inf))
+        self.hist, self.sums, self.mins, self.maxs = (cuda.to_device(a) for a in self._empty)
         self.n_parts = max(1, (int(S) + ROWS_PER_PART - 1) // ROWS_PER_PART)
         self.part = cuda.device_array((3, self.n_parts, G, T), np.float64)
         self.S = int(S)
@@ -134,7 +121,8 @@ class DeviceWeights:
         """Add the accumulated counts and sums into the host recorder (once per epoch) and zero them."""
         self.recorder.add_counts(self.hist.copy_to_host(), self.sums.copy_to_host(), self.mins.copy_to_host(),
                                  self.maxs.copy_to_host())
-        _zero_weights[blocks(self.hist.size), THREADS](self.hist, self.sums, self.mins, self.maxs)
+        for dev, empty in zip((self.hist, self.sums, self.mins, self.maxs), self._empty):
+            dev.copy_to_device(empty)
 
 
 def ptx_signatures():
@@ -144,5 +132,4 @@ def ptx_signatures():
         (weight_hist_cuda, f"void({i64}, {W}, {i64}, {i64}, int64[:, :, ::1])"),
         (weight_part_sums_cuda, f"void({i64}, {W}, {i64}, {i64}, int64, float64[:, :, :, ::1])"),
         (weight_add_parts_cuda, f"void(float64[:, :, :, ::1], {i64}, int64, {W}, {W}, {W})"),
-        (_zero_weights, f"void(int64[:, :, ::1], {W}, {W}, {W})"),
     ]
