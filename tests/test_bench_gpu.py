@@ -21,7 +21,6 @@ def test_bench_gpu_simulate():
     text = out.stdout
     assert "device: cuda (CUDA simulator)" in text
     assert re.search(r"first step: rows equal: True \(R = \d+\); G: max abs 0,", text), text
-    for method in ("pmtrec", "pcgrad", "graddrop"):
-        m = re.search(rf"one epoch \({method}\), embeddings: max abs (\S+),", text)
-        assert m and float(m.group(1)) < 1e-6, text
+    m = re.search(r"one epoch \(pmtrec\), embeddings: max abs (\S+),", text)  # PCGrad, GradDrop: test_cuda_fit.py
+    assert m and float(m.group(1)) < 1e-6, text
     assert "| bpr (bpr) |" in text and "full evaluation:" in text

@@ -47,6 +47,29 @@ def test_exp_neg_is_exp():
     assert np.max(np.abs(au.exp_neg(y32, k32) / np.exp(y32.astype(np.float64)) - 1)) < 4e-6
 
 
+def test_compiled_exp_neg_takes_its_degree_from_the_type():
+    """In a kernel, exp_neg is the degree-8 polynomial for float32 and the degree-13 one for float64
+    (the same bits as the plain functions: no contraction outside fastmath kernels)."""
+    from numba import njit
+
+    @njit
+    def apply(y, c):
+        k = au.exp_tuple(c)
+        out = np.empty_like(y)
+        for i in range(y.size):
+            out[i] = au.exp_neg(y[i], k)
+        return out
+
+    y = np.linspace(-9.0, 0.0, 2001)
+    c64, c32 = au.exp_consts(np.float64), au.exp_consts(np.float32)
+    k64, k32 = tuple(c64), tuple(c32)
+    np.testing.assert_array_equal(apply(y, c64), au.exp_neg_13(y, k64))
+    y32 = y.astype(np.float32)
+    got = apply(y32, c32)
+    np.testing.assert_array_equal(got, au.exp_neg_8(y32, k32))
+    assert not np.array_equal(got, au.exp_neg_13(y32, k32))
+
+
 def test_tiled_uniformity_matches_fd_over_several_blocks():
     """float64 finite differences of the plain loss over 140 rows (two blocks, both tile kinds)."""
     rng = np.random.default_rng(7)
