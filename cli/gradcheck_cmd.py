@@ -9,12 +9,12 @@ import sys
 
 import click
 
-_CHOICES = ["all", "bpr", "social", "category", "coview", "cobuy", "align_uniform", "rating"]
+_CHOICES = ["all", "bpr", "social", "category", "coview", "cobuy", "align_uniform", "rating", "ego_reg"]
 
 
 @click.command("gradcheck")
 @click.option("--task", "task", default="all", show_default=True, type=click.Choice(_CHOICES),
-              help="Task to check, or all of them.")
+              help="Task to check, or all of them; ego_reg is the --reg penalty (on E itself, so mf only).")
 @click.option("--dim", default=8, show_default=True, type=click.IntRange(min=1), help="Embedding size of the test problems.")
 @click.option("--encoder", "encoder", default="all", show_default=True,
               type=click.Choice(["all", "mf", "lightgcn", "ngcf"]),

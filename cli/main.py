@@ -49,6 +49,8 @@ def main():
               help="Adam learning rate (default: tuned per shipped data set, else 0.01; see README).")
 @click.option("--wd", default=None, type=float,
               help="Adam weight decay, added to the gradient (default: tuned per shipped data set, else 1e-4).")
+@click.option("--reg", default=0.0, show_default=True, type=float,
+              help="The published LightGCN/NGCF regulariser: reg * 0.5 * (||e_u||^2 + ||e_i||^2 + ||e_j||^2) / B over the batch's BPR triplets on the ego (layer-0) embeddings, added to the loss and, after the combiner, to the gradient (docs/gradients.md section 12). 0: off.")
 @click.option("--adam", "adam_mode", default="sparse", show_default=True, type=click.Choice(["sparse", "dense"]),
               help="sparse: update only the rows a step touched; dense: every row every step (as PyTorch's Adam).")
 @click.option("--epochs", default=300, show_default=True, type=int, help="Maximum epochs.")
@@ -79,7 +81,7 @@ def main():
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["cpu", "cuda", "auto"]), help=DEVICE_HELP)
 @friendly_errors
-def fit(dataset, valid_file, test_file, holdout, select_on, tasks, method, alpha, tau, drop_absent, method_opts, gamma, encoder, layers, mess_dropout, dim, batch_size, lr, wd, adam_mode, epochs, patience, eval_every, monitor,
+def fit(dataset, valid_file, test_file, holdout, select_on, tasks, method, alpha, tau, drop_absent, method_opts, gamma, encoder, layers, mess_dropout, dim, batch_size, lr, wd, reg, adam_mode, epochs, patience, eval_every, monitor,
         seed, threads, aux_sampling, data_dir, out_dir, record_weights, checkpoint_every, resume, overwrite,
         allow_divergence, quiet, device):
     """Train embeddings with early stopping and report test metrics of the best epoch."""
@@ -94,7 +96,7 @@ def fit(dataset, valid_file, test_file, holdout, select_on, tasks, method, alpha
         dataset, data_dir=data_dir, reporter=reporter, tasks=tasks,
         method=method, method_options=method_options(method, alpha, tau, drop_absent, method_opts),
         gamma=gamma, encoder=encoder, layers=layers,
-        mess_dropout=mess_dropout, dim=dim, batch_size=batch_size, lr=lr, wd=wd, adam_mode=adam_mode, epochs=epochs,
+        mess_dropout=mess_dropout, dim=dim, batch_size=batch_size, lr=lr, wd=wd, reg=reg, adam_mode=adam_mode, epochs=epochs,
         patience=patience, eval_every=eval_every, monitor=monitor, seed=seed, threads=threads,
         aux_sampling=aux_sampling, record_weights=record_weights,
         checkpoint_every=checkpoint_every, device=device, **split_kwargs(valid_file, test_file, holdout, select_on, absolute=True),
@@ -109,7 +111,7 @@ def fit(dataset, valid_file, test_file, holdout, select_on, tasks, method, alpha
         out_dir = str(default_run_dir(dataset, cfg.method))
         click.echo(f"writing the run to {out_dir} (no --out given)", err=True)
     click.echo(f"{ds.name}: {ds.n_users} users, {ds.n_items} items, {trainer.split.train_users.size} train "
-               f"interactions | encoder {cfg.encoder} | tasks {','.join(cfg.tasks)} | method {cfg.method} | lr {cfg.lr:g} wd {cfg.wd:g} | "
+               f"interactions | encoder {cfg.encoder} | tasks {','.join(cfg.tasks)} | method {cfg.method} | lr {cfg.lr:g} wd {cfg.wd:g}{f' reg {cfg.reg:g}' if cfg.reg else ''} | "
                f"{device_line(trainer.device)}", err=True)
     result = trainer.fit(out_dir=out_dir, resume=resume, overwrite=overwrite)
     click.echo(f"best epoch {result.best_epoch} ({len(result.curve)} run) | {format_budget(result.time_budget)}")

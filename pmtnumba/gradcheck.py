@@ -16,6 +16,14 @@ For each task two kinds of check are run (``pmtnumba gradcheck`` prints them as 
     the loss whose finite differences it is compared with. Link tasks are checked under both
     sampling modes; ``bpr``, ``align_uniform`` and ``rating`` use the batch (``batch``).
 
+``ego_reg`` (not a task: the published LightGCN/NGCF penalty ``--reg`` on the ego rows of the
+    main task's triplets, :mod:`pmtnumba.training.ego_reg`)
+    ``pure`` on explicit triplets with repeated rows; ``step`` through the trainer's path (the BPR
+    task's slots in a :class:`~pmtnumba.training.step.StepWorkspace`, added to a combined
+    gradient by :class:`~pmtnumba.training.ego_reg.EgoReg`); ``missing rows`` when the combined
+    gradient's rows lack some batch rows (a graph encoder's row with a zero propagated gradient).
+    It acts on E directly, so the graph encoders' checks leave it out.
+
 ``score +50`` ... ``one user`` (``edge=True``, the default)
     Inputs that exercise the guards, on the pure functions: a triplet whose score is +-50 or
     +-1000 next to an ordinary one (``bpr``; the link tasks run the same kernel), where a naive
@@ -53,6 +61,9 @@ from .tasks import triplet as _triplet
 from .tasks.rowgrad import reduce_slots
 
 ALL_TASKS = ("bpr", "social", "category", "coview", "cobuy", "align_uniform", "rating")
+#: terms checked like tasks that are not tasks (``pmtnumba gradcheck --task ego_reg``)
+TERMS = ("ego_reg",)
+EGO_REG = 0.37  # the coefficient of the checks: large enough that the term is not lost in rounding
 LINK_TASKS = ("social", "category", "coview", "cobuy")
 FD_STEP = 1e-6
 
@@ -90,6 +101,11 @@ def ref_align_uniform_loss(E, users, items, gamma=1.0, eps=_au.EPS, linear_rows=
         return float(np.log(np.mean(np.exp(-2.0 * np.sum((N[ia] - N[ib]) ** 2, axis=1)))))
 
     return align + gamma * (unif(users) + unif(items)) / 2.0
+
+
+def ref_ego_reg_loss(E, a, b, c, reg):
+    """``reg * 0.5 * sum_s (||E[a_s]||^2 + ||E[b_s]||^2 + ||E[c_s]||^2) / n`` in NumPy."""
+    return float(reg * 0.5 * (np.sum(E[a] ** 2) + np.sum(E[b] ** 2) + np.sum(E[c] ** 2)) / len(a))
 
 
 def ref_rating_loss(E, u, i, r):
@@ -339,6 +355,43 @@ def edge_checks(task, dim, seed, tol) -> list[dict]:
 # --------------------------------------------------------------------------------------------
 
 
+def ego_reg_checks(dim, seed, tol, reg=EGO_REG) -> list[dict]:
+    """The checks of the ego-embedding penalty (module docstring, ``ego_reg``)."""
+    from .training.ego_reg import EgoReg, add_ego_reg, ego_reg_loss_grad
+    from .training.step import StepWorkspace, multitask_gradients
+
+    out = []
+    rng = np.random.default_rng([seed, 17])
+    E = _table(rng, 10, dim)
+    a = np.array([0, 0, 1, 2, 3, 1])
+    b = 4 + np.array([0, 1, 0, 2, 5, 3])
+    c = 4 + np.array([1, 2, 3, 0, 0, 1])  # item 1: positive once, negative twice; user 0 twice
+    loss, rows, grads = ego_reg_loss_grad(E, a, b, c, reg)
+    f = lambda X: ref_ego_reg_loss(X, a, b, c, reg)  # noqa: E731
+    out.append(_result("ego_reg", "pure", dense(E, rows, grads), finite_differences(f, E), loss, f(E), tol))
+
+    ds = toy_dataset()
+    task = TASKS["bpr"](toy_context(ds), stream=0)
+    n_rows = ds.n_users + ds.n_items
+    E = _table(rng, n_rows, dim)
+    order = rng.permutation(ds.n_interactions)[:16]
+    order = np.concatenate([order, order[:4]])
+    batch = Batch(ds.users[order].astype(np.int64), ds.items[order].astype(np.int64), ds.ratings[order])
+    ws = StepWorkspace([task], batch.size, n_rows, dim, np.float64)
+    rows, G, _, pairs = multitask_gradients(E, [task], batch, seed, 1, 1, ws)
+    _, a, b, c = task_samples(task, batch, make_key(seed, 1, 1, task.stream))
+    f = lambda X: ref_ego_reg_loss(X, a, b, c, reg)  # noqa: E731
+    pen = EgoReg(reg)
+    rows2, g = pen(E, ws, int(pairs[0]), rows, np.zeros_like(G[0]))
+    out.append(_result("ego_reg", "step", dense(E, rows2, g), finite_differences(f, E), pen.loss, f(E), tol))
+
+    slots = ws.slot_rows[: 3 * int(pairs[0])]
+    kept = rows[::2]  # half of the batch's rows missing from the combined gradient's rows
+    rows3, g3, loss3 = add_ego_reg(E, reg, slots, int(pairs[0]), kept, np.zeros((kept.size, dim)))
+    out.append(_result("ego_reg", "missing rows", dense(E, rows3, g3), finite_differences(f, E), loss3, f(E), tol))
+    return out
+
+
 def run_gradcheck(tasks="all", dim: int = 8, seed: int = 0, tol: float = 1e-6, edge: bool = True) -> list[dict]:
     """Check every requested task; return one dict per check.
 
@@ -349,16 +402,19 @@ def run_gradcheck(tasks="all", dim: int = 8, seed: int = 0, tol: float = 1e-6, e
     (``"pass"``/``"fail"`` against ``tol``).
     """
     if isinstance(tasks, str):
-        names = list(ALL_TASKS) if tasks == "all" else [tasks]
+        names = list(ALL_TASKS + TERMS) if tasks == "all" else [tasks]
     else:
         names = list(tasks)
-    unknown = [n for n in names if n not in ALL_TASKS]
+    unknown = [n for n in names if n not in ALL_TASKS + TERMS]
     if unknown:
-        raise ValueError(f"unknown task(s) {', '.join(unknown)}; available: {', '.join(ALL_TASKS)}")
+        raise ValueError(f"unknown task(s) {', '.join(unknown)}; available: {', '.join(ALL_TASKS + TERMS)}")
     if dim < 1:
         raise ValueError(f"dim must be >= 1, got {dim}")
     results = []
     for name in names:
+        if name == "ego_reg":
+            results += ego_reg_checks(dim, seed, tol)
+            continue
         results.append(_pure_check(name, dim, seed, tol))
         modes = ("anchored", "independent") if name in LINK_TASKS else ("batch",)
         for mode in modes:
@@ -476,6 +532,7 @@ def run_encoder_gradcheck(encoders=("lightgcn", "ngcf"), tasks="all", dim: int =
     against float64 central differences of the reference loss of the reference forward. NGCF
     runs without message dropout (the mask makes the loss a different function per draw)."""
     names = list(ALL_TASKS) if tasks == "all" else ([tasks] if isinstance(tasks, str) else list(tasks))
+    names = [n for n in names if n not in TERMS]  # the penalty acts on E directly, not through the encoder
     unknown = [n for n in names if n not in ALL_TASKS]
     if unknown:
         raise ValueError(f"unknown task(s) {', '.join(unknown)}; available: {', '.join(ALL_TASKS)}")

@@ -76,6 +76,10 @@ def test_files_and_summary_match_runs(compared):
     assert cfg["base_config"]["tasks"] == ["bpr", "coview", "cobuy"] and cfg["base_config"]["epochs"] == 2
     runs = pd.read_csv(out / "runs.csv")
     assert len(runs) == len(METHODS) * len(SEEDS) and (runs["status"] == "ok").all()
+    # every row says how its test numbers were obtained (a random split: selected on validation)
+    assert (runs["protocol"] == "random 60/20/20 split, epoch selected on validation").all()
+    assert cfg["protocol"] == runs["protocol"].iloc[0]
+    assert (pd.read_csv(out / "summary.csv")["protocol"] == cfg["protocol"]).all()
     assert (runs["epochs_run"] == 2).all() and (runs["seconds_per_epoch"] > 0).all()
     summ = pd.read_csv(out / "summary.csv").set_index("method")
     assert list(summ.index) == METHODS == [r["method"] for r in summary]
@@ -155,6 +159,7 @@ def test_diverged_run_is_recorded_and_compare_goes_on(tmp_path, monkeypatch):
                               _cfg(epochs=1), out_dir=tmp_path, save_runs=False)
     runs = pd.read_csv(tmp_path / "runs.csv")
     assert runs["status"].tolist() == ["ok", "diverged"]
+    assert runs["protocol"].tolist() == ["random 60/20/20 split, epoch selected on validation"] * 2
     assert summary[1]["n_failed"] == 1 and math.isnan(summary[1]["recall@20_mean"])
     assert "PCGrad (1 failed) | failed |" in (tmp_path / "summary.md").read_text()
 
@@ -166,13 +171,16 @@ def test_cli_compare_end_to_end_and_errors(tmp_path):
     runner = CliRunner()
     r = runner.invoke(main, ["compare", "--dataset", str(csv), "--methods", "ew,rlw", "--seeds", "0,1", "--epochs", "1",
                              "--batch-size", "64", "--dim", "8", "--threads", "1", "-o", "rlw:per=epoch",
-                             "--out", str(out), "--quiet"])
+                             "--reg", "1e-3", "--out", str(out), "--quiet"])
     assert r.exit_code == 0, r.output
     assert "RLW" in r.output and f"written to {out}" in r.output
-    assert json.loads((out / "config.json").read_text())["method_options"] == {"rlw": {"per": "epoch"}}
+    meta = json.loads((out / "config.json").read_text())
+    assert meta["method_options"] == {"rlw": {"per": "epoch"}} and meta["base_config"]["reg"] == 1e-3
+    assert json.loads((out / "rlw" / "seed1" / "config.json").read_text())["reg"] == 1e-3
     assert len(pd.read_csv(out / "runs.csv")) == 4
     for args in (["--methods", "ew,nosuch"], ["--methods", "ew", "-o", "pcgrad:x=1"], ["--methods", "ew", "--alpha", "2"],
-                 ["--methods", "ew", "-o", "calpha=1"], ["--methods", "ew", "--seeds", "a"]):
+                 ["--methods", "ew", "-o", "calpha=1"], ["--methods", "ew", "--seeds", "a"],
+                 ["--methods", "ew", "--reg", "-1"]):
         r = runner.invoke(main, ["compare", "--dataset", str(csv), "--epochs", "1", "--out", str(tmp_path / "x"), *args])
         lines = r.output.strip().splitlines()
         assert r.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error:"), (args, r.output)

@@ -1,6 +1,7 @@
 """Fixed splits (pmtnumba.data.fixed): a user's own train/valid/test files through `fit`, the
 held-out validation, the optimistic label of --select-on test, and one-line errors for bad input."""
 
+import csv
 import json
 
 import numpy as np
@@ -121,6 +122,9 @@ def test_compare_labels_optimistic(tmp_path, three_files):
     assert OPTIMISTIC in r.output
     assert OPTIMISTIC in (out / "summary.md").read_text()
     assert json.loads((out / "config.json").read_text())["protocol"] == OPTIMISTIC
+    with open(out / "runs.csv") as f:  # the CSV alone says so, row by row
+        rows = list(csv.DictReader(f))
+    assert rows and all(r["protocol"] == OPTIMISTIC for r in rows)
 
 
 def test_split_column(tmp_path):

@@ -246,6 +246,8 @@ def sweep_settings(*, name: str, dataset: str, base_config, methods, space: Sear
     d = base.to_dict()
     for k in ("method", "method_options", "seed", "threads", "checkpoint_every", "record_weights"):
         d.pop(k, None)
+    if not d.get("reg"):  # off (the default): left out, so sweeps started before --reg continue
+        d.pop("reg", None)
     if trials is not None and trials < 1:
         raise PmtError(f"--trials must be >= 1, got {trials}")
     return {

@@ -13,9 +13,12 @@ Files written to ``out_dir`` (each atomically, see :mod:`.runio`):
     the base configuration, the methods, the seeds, the per-method options, the data set.
 ``runs.csv``
     one row per finished (method, seed), rewritten after *every* run, so an interrupted
-    comparison loses no finished run (``resume=True`` picks up from it).
+    comparison loses no finished run (``resume=True`` picks up from it). Every row's ``protocol``
+    says how its test numbers were obtained (:func:`~pmtnumba.data.split.protocol_label`; the
+    papers' protocol, the epoch selected on test, reads ``optimistic (epoch selected on test)``),
+    so the file read alone cannot pass an optimistic score for a fair one.
 ``summary.csv`` / ``summary.md``
-    one row per method: ``<metric>@K_mean`` / ``<metric>@K_std`` for recall, ndcg and hr; the
+    one row per method: its runs' ``protocol``, ``<metric>@K_mean`` / ``<metric>@K_std`` for recall, ndcg and hr; the
     Markdown file is a table in the style of the paper's Table 2 (``mean ± std``, best mean per
     column in bold, runner-up underlined). Also rewritten after every run.
 ``<method>/seed<k>/``
@@ -177,12 +180,13 @@ def _check_seeds(seeds) -> list[int]:
     return seeds
 
 
-def _run_record(method: str, seed: int, split_hash: str, result, monitor: str) -> dict:
+def _run_record(method: str, seed: int, split_hash: str, result, monitor: str, protocol: str) -> dict:
     secs = [r["train_seconds"] for r in result.curve]
     rec = {
         "method": method,
         "seed": seed,
         "status": "ok",
+        "protocol": protocol,
         "best_epoch": result.best_epoch,
         "epochs_run": len(result.curve),
         "stopped_early": result.stopped_early,
@@ -216,6 +220,9 @@ def summarize(runs: list[dict], methods=None, ks=(5, 10, 20, 40)) -> list[dict]:
             "n_failed": len(rows) - len(ok),
             "seeds": " ".join(str(int(r["seed"])) for r in ok),
         }
+        protocols = list(dict.fromkeys(str(r["protocol"]) for r in rows if r.get("protocol")))
+        if protocols:  # as in runs.csv: how the test numbers were obtained
+            row["protocol"] = "; ".join(protocols)
         for metric in SUMMARY_METRICS:
             for k in ks:
                 key = f"{metric}@{k}"
@@ -454,9 +461,9 @@ def _run_one(cmp: "_Comparison", split, method: str, seed: int, method_options, 
         result = trainer.fit(out_dir=run_dir, overwrite=True)  # the comparison owns its run dirs (runs.csv)
     except TrainingDiverged as exc:
         reporter.message(f"{method} seed {seed}: diverged ({exc}); going on")
-        return ({"method": method, "seed": seed, "status": "diverged", "error": str(exc), "split_sha1": split_hash},
-                reporter)
-    rec = _run_record(method, seed, split_hash, result, cfg.monitor)
+        return ({"method": method, "seed": seed, "status": "diverged", "protocol": cmp.meta["protocol"],
+                 "error": str(exc), "split_sha1": split_hash}, reporter)
+    rec = _run_record(method, seed, split_hash, result, cfg.monitor, split.protocol)
     reporter.message(
         f"{method} seed {seed}: best epoch {rec['best_epoch']} of {rec['epochs_run']}, "
         f"test R@20 {rec['recall@20']:.4f} N@20 {rec['ndcg@20']:.4f}, {rec['seconds_per_epoch']:.2f} s/epoch"
@@ -484,14 +491,16 @@ class _Comparison:
         old = runio.read_json(out / "config.json") if (out / "config.json").is_file() else {}
         old_base = dict(old.get("base_config", {}))
         new_base = dict(meta["base_config"])
-        for k, v in {"valid_file": None, "test_file": None, "holdout": 0.1, "select_on": "valid"}.items():
-            old_base.setdefault(k, v)  # comparisons written before fixed splits
+        for k, v in {"valid_file": None, "test_file": None, "holdout": 0.1, "select_on": "valid", "reg": 0.0}.items():
+            old_base.setdefault(k, v)  # comparisons written before fixed splits and --reg
         if self.base.tasks is None:  # the earlier run stored the resolved task list
             old_base.pop("tasks", None), new_base.pop("tasks", None)
         if old_base != new_base or old.get("dataset") != meta["dataset"]:
             raise PmtError(f"{out}: cannot resume, the earlier comparison used another configuration "
                            f"(see {out / 'config.json'}); use another --out")
         runs = [r for r in read_runs(out / "runs.csv") if r.get("status") == "ok"]
+        for r in runs:  # rows written before runs.csv had the column: the same configuration, so the same protocol
+            r.setdefault("protocol", meta["protocol"])
         for m in sorted({r["method"] for r in runs} & set(methods)):
             if old.get("method_options", {}).get(m, {}) != method_options.get(m, {}):
                 raise PmtError(f"{out}: cannot resume, method {m!r} ran with other options before")

@@ -23,6 +23,8 @@ class FitConfig:
     batch_size: int = 2048
     lr: float = 1e-2
     wd: float = 1e-4
+    # the published LightGCN/NGCF L2 on the batch's ego embeddings (0: off); see training/ego_reg.py
+    reg: float = 0.0
     adam_mode: str = "sparse"
     epochs: int = 300
     patience: int = 10
@@ -48,6 +50,7 @@ class FitConfig:
         need(self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}")
         need(self.lr > 0 and math.isfinite(self.lr), f"--lr must be a finite number > 0, got {self.lr}")
         need(self.wd >= 0 and math.isfinite(self.wd), f"--wd must be a finite number >= 0, got {self.wd}")
+        need(self.reg >= 0 and math.isfinite(self.reg), f"--reg must be a finite number >= 0, got {self.reg}")
         need(self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}")
         need(self.patience >= 1, f"--patience must be >= 1, got {self.patience}")
         need(self.checkpoint_every >= 0 and math.isfinite(self.checkpoint_every),

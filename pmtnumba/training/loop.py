@@ -30,6 +30,7 @@ from ..tasks import Batch, TaskContext, build_tasks, default_tasks
 from . import health, limits, runio, runs
 from .budget import TimeBudget
 from .config import FitConfig
+from .ego_reg import EgoReg
 from .step import StepWorkspace, graph_train_step, train_step
 from .weights import WeightRecorder
 
@@ -147,6 +148,10 @@ class Trainer:
         # dense parameters (NGCF's weights): one dense Adam each, on a [rows, last axis] view
         self.dense_adams = {k: Adam(p.reshape(-1, p.shape[-1]), lr=cfg.lr, weight_decay=cfg.wd, mode="sparse")
                             for k, p in self.encoder.dense_params().items()}
+        #: the published ego-embedding L2 (``--reg``), added after the combiner; None when off
+        self.penalty = EgoReg(cfg.reg) if cfg.reg > 0 else None
+        #: the step's keyword for it: none when off, so the step is called exactly as before --reg existed
+        self._penalty_kw = {"penalty": self.penalty} if self.penalty is not None else {}
         self.rng = np.random.default_rng(np.random.SeedSequence([int(cfg.seed), 0xC0B]))
         self._versions = None
         self.device = resolve_device(cfg.device)  # "cpu" or "cuda" (one-line error without a GPU)
@@ -154,6 +159,8 @@ class Trainer:
             from .step_cuda import cuda_unsupported  # numba.cuda is imported only on this path
 
             why = cuda_unsupported(self.tasks, cfg.encoder, cfg.dim)
+            if not why and cfg.reg > 0:
+                why = f"--reg {cfg.reg:g} (the ego-embedding L2) has no GPU kernel yet"
             if why and cfg.device == "cuda":
                 raise PmtError(f"--device cuda: {why}; use --device cpu")
             if why:  # auto: fall back to the CPU, and say so
@@ -218,7 +225,7 @@ class Trainer:
         path = Path(path)
         data, meta = runs.read_checkpoint(path)  # validated: keys, shapes, dtypes, finite
         mine, theirs = self.cfg.to_dict(), meta["config"]
-        new = {"valid_file": None, "test_file": None, "holdout": 0.1, "select_on": "valid"}  # older checkpoints
+        new = {"valid_file": None, "test_file": None, "holdout": 0.1, "select_on": "valid", "reg": 0.0}  # older checkpoints
         diff = [k for k in mine if k not in ("epochs", "threads", "patience", "device", "checkpoint_every")
                 and mine[k] != theirs.get(k, new.get(k))]
         if diff:
@@ -341,6 +348,7 @@ class Trainer:
             self.reporter.epoch_start(epoch, len(batches))
         loss_sum = np.zeros(len(self.tasks))
         pair_sum = np.zeros(len(self.tasks))
+        reg_sum = 0.0  # the penalty, weighted by the main task's triplets as its loss is
         events0 = self.combiner.events()
         mf = self.encoder.name == "mf"
         t0 = time.perf_counter()
@@ -355,10 +363,12 @@ class Trainer:
                 batch = Batch(sp.train_users[bidx], sp.train_items[bidx], None if ratings is None else ratings[bidx])
                 if mf:  # MF keeps its own (sparse-row) step path
                     losses, pairs = train_step(self.encoder.E, self.tasks, batch, self.combiner, self.adam, ctx,
-                                               cfg.seed, ws)
+                                               cfg.seed, ws, **self._penalty_kw)
                 else:
                     losses, pairs = graph_train_step(self.encoder, self.tasks, batch, self.combiner, self.adam,
-                                                     self.dense_adams, ctx, cfg.seed, ws)
+                                                     self.dense_adams, ctx, cfg.seed, ws, **self._penalty_kw)
+                if self.penalty is not None:
+                    reg_sum += self.penalty.loss * pairs[0]
                 rows, weights = ctx.rows, getattr(self.combiner, "last_weights", None)
             else:
                 losses, pairs = dstep.step(lo, len(bidx), ctx, cfg.seed)
@@ -395,6 +405,8 @@ class Trainer:
         rec = {"epoch": epoch, "train_seconds": round(t_epoch, 4)}
         for t, task in enumerate(self.tasks):
             rec[f"loss_{task.name}"] = float(loss_sum[t] / pair_sum[t]) if pair_sum[t] else float("nan")
+        if self.penalty is not None:  # the published loss is loss_bpr + loss_reg
+            rec["loss_reg"] = float(reg_sum / pair_sum[0]) if pair_sum[0] else float("nan")
         health.check_table(self.encoder.E, epoch)
         for text in self._watch.observe(epoch, {t.name: rec[f"loss_{t.name}"] for t in self.tasks}):
             self.reporter.message(text)

@@ -105,12 +105,17 @@ def check_combined(combiner: Combiner, ctx: StepContext, *grads) -> None:
 
 
 def train_step(E, tasks, batch, combiner: Combiner, adam: Adam, ctx: StepContext, seed: int,
-               ws: StepWorkspace):
-    """One full step; returns the per-task mean losses and pair counts."""
+               ws: StepWorkspace, penalty=None):
+    """One full step; returns the per-task mean losses and pair counts.
+
+    ``penalty`` (optional, :class:`~.ego_reg.EgoReg`): the ego-embedding L2 of the main task's
+    triplets, added to the combined gradient (its value is left in ``penalty.loss``)."""
     rows, G, losses, pairs = multitask_gradients(E, tasks, batch, seed, ctx.epoch, ctx.step, ws)
     check_task_gradients(tasks, losses, G, ctx)
     ctx.rows = rows
     g = combiner(G, ctx)
+    if penalty is not None:  # after the combiner: the tasks' per-row norms stay their own (ego_reg.py)
+        rows, g = penalty(E, ws, int(pairs[0]), rows, g)
     check_combined(combiner, ctx, g)
     adam.step(rows, g)
     return losses, pairs
@@ -177,15 +182,18 @@ def combine_encoder_gradients(combiner: Combiner, ctx: StepContext, rows0, G0, d
 
 
 def graph_train_step(encoder, tasks, batch, combiner: Combiner, adam: Adam, dense_adams: dict,
-                     ctx: StepContext, seed: int, ws: StepWorkspace):
+                     ctx: StepContext, seed: int, ws: StepWorkspace, penalty=None):
     """One step of a graph encoder (LightGCN, NGCF); returns the per-task mean losses and pair
     counts. ``ws`` is built for the encoder's output width; ``dense_adams[name]`` updates
-    ``encoder.dense_params()[name]``."""
+    ``encoder.dense_params()[name]``. ``penalty`` as in :func:`train_step`, on the ego rows (the
+    rows of ``encoder.E``: the main task's slot rows are the same row ids in F and in E)."""
     F = encoder.forward(key=make_key(seed, ctx.epoch, ctx.step, ENCODER_STREAM), train=True)
     rows, G, losses, pairs = multitask_gradients(F, tasks, batch, seed, ctx.epoch, ctx.step, ws)
     check_task_gradients(tasks, losses, G, ctx)
     rows0, G0, dense = encoder.backward(rows, G)
     g0, gd = combine_encoder_gradients(combiner, ctx, rows0, G0, dense)
+    if penalty is not None:
+        rows0, g0 = penalty(encoder.E, ws, int(pairs[0]), rows0, g0)
     check_combined(combiner, ctx, g0, *gd.values())
     adam.step(rows0, g0)
     for name, g in gd.items():
