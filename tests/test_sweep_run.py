@@ -280,3 +280,58 @@ def test_tpe_budget_counts_distinct_configurations(tmp_path, tiny_csv, scheduler
     for t in trials:
         if "duplicate_of" in t.user_attrs:
             assert t.value == trials[t.user_attrs["duplicate_of"]].value
+
+
+def test_moved_sweep_directory_keeps_its_study(local_sweep, tmp_path):
+    """The default journal is recorded as ``default`` (the directory's own file), so a sweep
+    directory that is moved, copied or committed and cloned continues its study; one recorded
+    before that with the absolute path of a directory that is gone finds its own journal too."""
+    import json
+    import shutil
+
+    d, _ = local_sweep
+    assert json.loads((Path(d) / "sweep.json").read_text())["storage"] == "default"
+    moved = tmp_path / "moved"
+    shutil.copytree(d, moved)
+    settings = json.loads((moved / "sweep.json").read_text())
+    settings["storage"] = f"journal:{tmp_path / 'gone' / 'study.journal'}"  # as written before the fix
+    (moved / "sweep.json").write_text(json.dumps(settings))
+    original = (Path(d) / "study.journal").read_bytes()
+    res = CliRunner().invoke(main, _args(moved, _cfg_dataset(d), "--workers", "1"))
+    assert res.exit_code == 0, res.output
+    assert "nothing to do" in res.output
+    assert len(_trials(moved)) == len(_trials(d))
+    assert json.loads((moved / "sweep.json").read_text())["storage"] == "default"
+    assert not (tmp_path / "gone").exists()
+    assert (Path(d) / "study.journal").read_bytes() == original
+
+
+_TOP_LEVEL_NUMBA = '''
+import numba  # imported at the top of __main__, as the pmtnumba console script's imports do
+from pmtnumba.sweep.executor import open_client
+
+
+def job():
+    import numba
+    numba.set_num_threads(1)  # the trial does this: Numba's threads start
+    f = numba.njit(lambda x: x + 1)  # a compilation re-reads Numba's configuration
+    return f(1), numba.config.NUMBA_NUM_THREADS
+
+
+if __name__ == "__main__":
+    with open_client(None, 1) as c:
+        print("result", c.submit(job).result())
+'''
+
+
+def test_embedded_workers_start_with_one_numba_thread(tmp_path):
+    """A worker spawned from a driver whose ``__main__`` imports Numba must have NUMBA_NUM_THREADS
+    from its start: set later, Numba's next compilation failed with "Cannot set NUMBA_NUM_THREADS
+    to a different value once the threads have been launched", so every trial of a sweep run from
+    the console script failed on a cold kernel cache."""
+    script = tmp_path / "driver.py"
+    script.write_text(_TOP_LEVEL_NUMBA)
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_NUM_THREADS"}
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "result (2, 1)" in out.stdout

@@ -25,6 +25,35 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+#: One thread per worker process for Numba and the BLAS (the trial sets Numba to one thread too).
+WORKER_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+
+@contextmanager
+def _spawn_environ(env: dict):
+    """Set ``env`` in this process while the cluster spawns its workers, then restore it.
+
+    The variables must be there when a worker process starts, not later: a spawned worker first
+    re-imports the driver's ``__main__`` (the ``pmtnumba`` script imports Numba and NumPy), so
+    Numba and OpenBLAS read their thread counts before Dask's ``env=`` would reach them, and a
+    NUMBA_NUM_THREADS that changes after Numba's threads started makes Numba's next compilation
+    fail ("Cannot set NUMBA_NUM_THREADS to a different value once the threads have been
+    launched"): every trial failed on a cold kernel cache. Dask's ``pre-spawn-environ`` would
+    leave them set in this process, where the same error would then hit the driver's own
+    compilations; hence set, spawn, restore.
+    """
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 @contextmanager
 def open_client(scheduler: str | None = None, n_workers: int | None = None, quiet: bool = True):
     """Yield a ``distributed.Client``: connected to ``scheduler``, or to an embedded LocalCluster of
@@ -43,10 +72,9 @@ def open_client(scheduler: str | None = None, n_workers: int | None = None, quie
     n = n_workers or default_workers()
     if n < 1:
         raise PmtError(f"--workers must be >= 1, got {n}")
-    # Numba in each worker: one thread (the trial sets it too, this avoids a pool of idle threads)
-    env = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-    cluster = dist.LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
-                                silence_logs=40 if quiet else 30, env=env)
+    with _spawn_environ(WORKER_ENV):
+        cluster = dist.LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                    silence_logs=40 if quiet else 30)
     try:
         client = dist.Client(cluster)
         try:

@@ -22,10 +22,24 @@ from ..errors import PmtError
 from ._deps import optuna
 
 DEFAULT_FILE = "study.journal"
+#: What ``sweep.json`` records for the default storage: the sweep directory's own journal, wherever
+#: that directory is now (a sweep directory can be moved, copied or committed and cloned).
+DEFAULT_SPEC = "default"
 
 
-def default_spec(sweep_dir) -> str:
-    return f"journal:{Path(sweep_dir).resolve() / DEFAULT_FILE}"
+def resolve_spec(spec: str | None, sweep_dir) -> str:
+    """The storage a process opens for the sweep in ``sweep_dir``, as an absolute spec (workers run
+    elsewhere). ``default`` is ``<sweep_dir>/study.journal``. Sweeps made before ``default`` was
+    recorded hold that journal's absolute path; when that path is gone and the directory has its
+    own journal, the directory was moved or copied, and its own journal is the study."""
+    local = Path(sweep_dir).resolve() / DEFAULT_FILE
+    if spec in (None, DEFAULT_SPEC):
+        return f"journal:{local}"
+    if spec.startswith("journal:"):
+        recorded = Path(spec[len("journal:"):])
+        if recorded.name == DEFAULT_FILE and recorded != local and not recorded.exists() and local.is_file():
+            return f"journal:{local}"
+    return spec
 
 
 def open_storage(spec: str):

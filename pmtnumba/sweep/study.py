@@ -106,7 +106,7 @@ class Sweep:
         self.dir = Path(sweep_dir)
         self.settings = settings
         self.space = SearchSpace.from_dict(settings["space"])
-        self.storage_spec = settings["storage"]
+        self.storage_spec = storage_mod.resolve_spec(settings["storage"], sweep_dir)
         self._storage = None
 
     # -- opening ------------------------------------------------------------------------------
@@ -133,16 +133,22 @@ class Sweep:
         path = d / SWEEP_FILE
         if path.is_file():
             old = runio.read_json(path)
-            diff = sorted(k for k in set(old) | set(settings) if k not in _MAY_CHANGE and old.get(k) != settings.get(k))
+            # the name (the directory's name when the sweep began) names the studies in the storage:
+            # a renamed or moved directory keeps it
+            diff = sorted(k for k in set(old) | set(settings)
+                          if k not in _MAY_CHANGE and k != "name" and old.get(k) != settings.get(k))
             if diff:
                 raise PmtError(f"{d}: the sweep there was started with other settings ({', '.join(diff)}); "
                                f"use the same options to continue it, or another directory")
-            settings = dict(settings, created=old.get("created", settings.get("created")),
+            settings = dict(settings, name=old.get("name", settings["name"]),
+                            created=old.get("created", settings.get("created")),
                             methods=list(dict.fromkeys([*old.get("methods", []), *settings["methods"]])))
             if settings.get("storage") is None:
                 settings["storage"] = old.get("storage")
+                if storage_mod.resolve_spec(settings["storage"], d) == storage_mod.resolve_spec(None, d):
+                    settings["storage"] = storage_mod.DEFAULT_SPEC  # a legacy absolute path to its own journal
         if settings.get("storage") is None:
-            settings["storage"] = storage_mod.default_spec(d)
+            settings["storage"] = storage_mod.DEFAULT_SPEC
         runio.write_json(path, settings)
         return cls(d, settings)
 
