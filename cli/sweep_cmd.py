@@ -95,6 +95,10 @@ def _methods(text: str) -> list[str]:
               help="Adam mode of every trial (dense is the paper's torch.optim.Adam setting).")
 @click.option("--reg", default=0.0, show_default=True, type=float,
               help="The published LightGCN/NGCF regulariser: reg * 0.5 * (||e_u||^2 + ||e_i||^2 + ||e_j||^2) / B over the batch's BPR triplets on the ego (layer-0) embeddings, added to the loss and, after the combiner, to the gradient (docs/gradients.md section 12). 0: off.")
+@click.option("--encoder", default="mf", show_default=True, type=click.Choice(["mf", "lightgcn", "ngcf"]),
+              help="Encoder of every trial (the table itself, or graph propagation).")
+@click.option("--layers", default=3, show_default=True, type=int, help="Propagation layers K (lightgcn, ngcf).")
+@click.option("--mess-dropout", default=0.1, show_default=True, type=float, help="NGCF message dropout.")
 @click.option("--dim", default=32, show_default=True, type=int, help="Embedding size.")
 @click.option("--batch-size", default=2048, show_default=True, type=int, help="Training interactions per step.")
 @click.option("--epochs", default=300, show_default=True, type=int, help="Maximum epochs per trial.")
@@ -115,7 +119,7 @@ def _methods(text: str) -> list[str]:
 @click.option("--quiet", is_flag=True, help="Only the final summary.")
 @friendly_errors
 def run(sweep_dir, dataset, valid_file, test_file, holdout, tasks, methods, space_src, lr, wd, alpha, tau, params, trials, pruner, prune_startup,
-        prune_warmup, adam_mode, reg, dim, batch_size, epochs, patience, eval_every, monitor, aux_sampling, seed, data_dir,
+        prune_warmup, adam_mode, reg, encoder, layers, mess_dropout, dim, batch_size, epochs, patience, eval_every, monitor, aux_sampling, seed, data_dir,
         storage, scheduler, n_workers, quiet):
     """Search each method's hyper-parameters on validation; re-running the same command continues it.
 
@@ -143,7 +147,7 @@ def run(sweep_dir, dataset, valid_file, test_file, holdout, tasks, methods, spac
     from pmtnumba.tasks import default_tasks
 
     base_lr, base_wd = recommended_lr_wd(name, task_list if task_list is not None else default_tasks(name))
-    cfg = FitConfig(dataset=dataset, tasks=task_list, dim=dim, batch_size=batch_size, lr=base_lr, wd=base_wd,
+    cfg = FitConfig(dataset=dataset, tasks=task_list, encoder=encoder, layers=layers, mess_dropout=mess_dropout, dim=dim, batch_size=batch_size, lr=base_lr, wd=base_wd,
                     adam_mode=adam_mode, reg=reg, epochs=epochs, patience=patience, eval_every=eval_every, monitor=monitor,
                     aux_sampling=aux_sampling, data_dir=data_dir,
                     **split_kwargs(valid_file, test_file, holdout, absolute=True))

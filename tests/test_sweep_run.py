@@ -335,3 +335,21 @@ def test_embedded_workers_start_with_one_numba_thread(tmp_path):
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "result (2, 1)" in out.stdout
+
+
+def test_sweep_with_a_graph_encoder(tmp_path, tiny_csv, scheduler):
+    """--encoder/--layers reach every trial: the trial's test metrics are those of the same
+    LightGCN configuration fitted directly."""
+    from pmtnumba.training.loop import Trainer
+
+    d = tmp_path / "g"
+    res = CliRunner().invoke(main, ["sweep", "run", str(d), "--dataset", tiny_csv, "--tasks", "bpr", "--methods",
+                                    "bpr-only", "--lr", "0.05", "--epochs", "2", "--encoder", "lightgcn",
+                                    "--layers", "1", "--pruner", "none", "--scheduler", scheduler])
+    assert res.exit_code == 0, res.output
+    (t,) = Sweep.open(d).load_study("bpr-only").trials
+    conf = dict(t.user_attrs["config"])
+    assert (conf["encoder"], conf["layers"]) == ("lightgcn", 1)
+    conf["ks"] = tuple(conf["ks"])
+    direct = Trainer(FitConfig(**conf)).fit()
+    assert direct.test["recall@20"] == t.user_attrs["test"]["recall@20"]
