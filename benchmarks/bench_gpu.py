@@ -62,8 +62,7 @@ N_CPU = numba.config.NUMBA_NUM_THREADS
 if ARGS.simulate:  # the simulator runs every thread as a Python thread: small evaluation blocks
     from pmtnumba.evaluation import topk_cuda  # noqa: E402
 
-    for _name, _value in topk_cuda.SIMULATOR_BLOCKS.items():
-        setattr(topk_cuda, _name, _value)
+    topk_cuda.use_simulator_blocks()
 
 
 def tiny_dataset() -> Dataset:

@@ -98,8 +98,7 @@ def small_cuda_blocks(monkeypatch):
     production shape has its own test, test_cuda_evaluation_default_block_shape)."""
     from pmtnumba.evaluation import topk_cuda
 
-    for name, value in topk_cuda.SIMULATOR_BLOCKS.items():
-        monkeypatch.setattr(topk_cuda, name, value)
+    topk_cuda.use_simulator_blocks(monkeypatch.setattr)
 
 
 def _load_cuda_simulator():

@@ -24,14 +24,19 @@ from numba import cuda
 from ..scan_cuda import THREADS, blocks, exclusive_scan, n_chunks
 
 
+@cuda.jit(device=True)
+def _entry(i, N, d):
+    """The (b, r, c) of flat entry ``i`` of a C-ordered [B, N, d] array."""
+    b = i // (N * d)
+    return b, (i // d) - b * N, i - (i // d) * d
+
+
 @cuda.jit
 def spmm_accumulate_cuda(indptr, indices, data, X, out, acc, alpha, zero):
     i = cuda.grid(1)
     B, N, d = X.shape
     if i < B * N * d:
-        b = i // (N * d)
-        r = (i // d) - b * N
-        c = i - (i // d) * d
+        b, r, c = _entry(i, N, d)
         o = zero
         for p in range(indptr[r], indptr[r + 1]):
             o += data[p] * X[b, indices[p], c]
@@ -44,9 +49,7 @@ def scale_into_cuda(X, alpha, out):
     i = cuda.grid(1)
     B, N, d = X.shape
     if i < B * N * d:
-        b = i // (N * d)
-        r = (i // d) - b * N
-        c = i - (i // d) * d
+        b, r, c = _entry(i, N, d)
         out[b, r, c] = alpha * X[b, r, c]
 
 
@@ -67,9 +70,8 @@ def zero3_cuda(X):
     i = cuda.grid(1)
     B, N, d = X.shape
     if i < B * N * d:
-        b = i // (N * d)
-        r = (i // d) - b * N
-        X[b, r, i - (i // d) * d] = 0
+        b, r, c = _entry(i, N, d)
+        X[b, r, c] = 0
 
 
 @cuda.jit

@@ -73,6 +73,15 @@ TOPK_PER_THREAD = 4
 SIMULATOR_BLOCKS = {"GEMM_SIDE": 4, "GEMM_REG": 2, "GEMM_BK": 3, "TOPK_THREADS": 8, "TOPK_PER_THREAD": 2}
 
 
+def use_simulator_blocks(setter=setattr) -> None:
+    """Switch this module to :data:`SIMULATOR_BLOCKS` (``setter``: e.g. pytest's
+    ``monkeypatch.setattr``, which undoes it after the test)."""
+    import sys
+
+    for name, value in SIMULATOR_BLOCKS.items():
+        setter(sys.modules[__name__], name, value)
+
+
 def require_gpu() -> None:
     """Raise a one-line ``RuntimeError`` unless numba.cuda sees a usable GPU (or the simulator)."""
     if not cuda.is_available():
