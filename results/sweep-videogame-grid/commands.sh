@@ -4,7 +4,9 @@
 # (MF, the paper's tasks bpr + coview + cobuy), dense Adam (the paper's setting), BPR only / EW /
 # PMTRec (alpha 1.1, tau 1e-2 fixed: the values of results/tuned-videogame), median pruner with 4
 # start-up trials and 25 warm-up epochs, 100 epochs max, patience 10, seed 0; then `sweep report`
-# re-runs each method's best configuration on SEEDS (default 0-4).
+# re-runs each method's best configuration on SEEDS (default 0-4); REPORT replaces its flags
+# (default --no-sensitivity --no-ablation). METHODS: the methods to search (default bpr-only,ew,pmtrec;
+# a later call with other methods adds them to the same studies' directory).
 # One Dask cluster (scheduler + 2 single-threaded workers) at nice 19 on the shared 2-core machine.
 set -e
 cd "$(dirname "$0")/../.."
@@ -20,4 +22,4 @@ WORK=$!
 trap 'kill $WORK; sleep 3; kill $SCHED' EXIT
 sleep 10
 nice -n 19 .venv/bin/pmtnumba sweep run $OUT/$MODE $COMMON --adam $MODE --scheduler tcp://127.0.0.1:$PORT > $OUT/$MODE.log 2>&1
-nice -n 19 .venv/bin/pmtnumba sweep report $OUT/$MODE --seeds ${SEEDS:-0,1,2,3,4} --no-sensitivity --no-ablation --scheduler tcp://127.0.0.1:$PORT > $OUT/$MODE-report.log 2>&1
+nice -n 19 .venv/bin/pmtnumba sweep report $OUT/$MODE --seeds ${SEEDS:-0,1,2,3,4} ${REPORT:---no-sensitivity --no-ablation} --scheduler tcp://127.0.0.1:$PORT > $OUT/$MODE-report.log 2>&1
