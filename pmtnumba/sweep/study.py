@@ -33,7 +33,9 @@ SWEEP_FILE = "sweep.json"
 TRIALS_FILE = "trials.csv"
 
 #: Settings of a sweep that a re-run may change (everything else must match the first run).
-_MAY_CHANGE = ("trials", "methods", "storage", "created", "versions", "git_commit")
+#: Settings a re-run may differ in; ``name`` (the directory's name when the sweep began) names the
+#: studies in the storage, so a renamed or moved directory keeps the recorded one.
+_MAY_CHANGE = ("trials", "methods", "storage", "created", "versions", "git_commit", "name")
 
 
 def git_commit() -> str | None:
@@ -133,10 +135,7 @@ class Sweep:
         path = d / SWEEP_FILE
         if path.is_file():
             old = runio.read_json(path)
-            # the name (the directory's name when the sweep began) names the studies in the storage:
-            # a renamed or moved directory keeps it
-            diff = sorted(k for k in set(old) | set(settings)
-                          if k not in _MAY_CHANGE and k != "name" and old.get(k) != settings.get(k))
+            diff = sorted(k for k in set(old) | set(settings) if k not in _MAY_CHANGE and old.get(k) != settings.get(k))
             if diff:
                 raise PmtError(f"{d}: the sweep there was started with other settings ({', '.join(diff)}); "
                                f"use the same options to continue it, or another directory")
