@@ -265,6 +265,43 @@ def test_report(local_sweep, scheduler):
         assert a == pytest.approx(b, rel=1e-6, nan_ok=True)
 
 
+def test_report_reuses_runs_of_earlier_reports(local_sweep, scheduler, tmp_path):
+    """A report whose comparison changed (a method added, so a new seeds/ directory) takes each
+    method's seed runs from the earlier directories when its options and base configuration are
+    the same, and trains again only what differs."""
+    import json
+    import shutil
+
+    d = tmp_path / "sweep"
+    shutil.copytree(local_sweep[0], d, ignore=shutil.ignore_patterns("report", ".lock"))
+    args = ["sweep", "report", str(d), "--seeds", "0,1", "--no-sensitivity", "--scheduler", scheduler]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    # the multi-task group on seed 1, and on seed 0 its ablations (the searched methods are the study's)
+    assert "(2 comparison task(s))" in res.output
+    rep = d / "report"
+    table = (rep / "table2.csv").read_text()
+    # as if an earlier report had compared other methods: its directory has another name
+    (old,) = [p for p in (rep / "seeds").iterdir() if p.name.startswith("multi-")]
+    old.rename(old.with_name("multi-earlier"))
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert "(0 comparison task(s); 6 run(s) taken from earlier reports)" in res.output
+    assert (rep / "table2.csv").read_text() == table
+    assert not (rep / "seeds" / old.name).exists()  # nothing trained
+    # the same method with other options is not the same run: EW seed 1 trains again
+    cfg_path = rep / "seeds" / "multi-earlier" / "seed1" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["method_options"]["ew"]["lr"] = 0.123
+    cfg_path.write_text(json.dumps(cfg))
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert "(1 comparison task(s); 5 run(s) taken from earlier reports)" in res.output
+    with open(rep / "seeds" / old.name / "seed1" / "runs.csv", newline="") as f:
+        assert [r["method"] for r in csv.DictReader(f)] == ["ew"]
+    assert (rep / "table2.csv").read_text() == table  # the retrained run is the same run
+
+
 def test_tpe_budget_counts_distinct_configurations(tmp_path, tiny_csv, scheduler):
     """TPE over a 2-point space with a budget of 2: repeated proposals are answered from the earlier
     trial and not counted, so both points get trained exactly once."""

@@ -7,7 +7,9 @@
    BPR only (``bpr-only``) trains the main task alone, so it runs in a comparison of its own on
    the same per-seed split. On the study's own seed the best trial already is that run (training
    is deterministic per seed), so its metrics are taken from the study unless
-   ``reuse_study_seed=False`` (``split_sha1`` then names the trial).
+   ``reuse_study_seed=False`` (``split_sha1`` then names the trial). A method's seed run that an
+   earlier report already trained (same options, same base configuration, in any ``seeds/``
+   directory) is taken from there, so a report of a sweep that gained methods trains only those.
 3. ``table2.csv`` / ``table2.md``: mean ± std over seeds of R@K and N@K per method, and a paired
    t-test (``scipy.stats.ttest_rel`` over seeds) of each method against the best *other* method
    by mean test Recall@20 (and NDCG@20).
@@ -182,6 +184,50 @@ def _sensitivity_points(sweep: Sweep, best: dict) -> list[dict]:
     return pts
 
 
+def _earlier_runs(seeds_dir: Path) -> list[tuple[dict, list[dict]]]:
+    """(config.json, runs.csv rows) of every seed directory that earlier reports wrote."""
+    from ..training.compare import read_runs
+
+    found = []
+    for cfg_path in sorted(seeds_dir.glob("*/seed*/config.json")):
+        runs_path = cfg_path.with_name("runs.csv")
+        if runs_path.is_file():
+            found.append((json.loads(cfg_path.read_text()), read_runs(runs_path)))
+    return found
+
+
+def _same_config(saved: dict, config) -> bool:
+    """Whether a saved base configuration is ``config`` (fields added since take their defaults,
+    which keep the earlier behaviour; a field since removed never matches). With ``tasks`` None
+    the saved run holds the resolved default task list: not compared, as ``run_compare`` resumes."""
+    from ..training.config import FitConfig
+
+    try:
+        old, new = FitConfig(**saved).to_dict(), config.to_dict()
+    except TypeError:
+        return False
+    if config.tasks is None:
+        old.pop("tasks"), new.pop("tasks")
+    return old == new
+
+
+def _earlier_row(earlier, method: str, seed: int, options: dict, base) -> dict | None:
+    """An ``ok`` run of ``method`` on ``seed`` that an earlier report trained with the same options
+    and base configuration, whatever other methods shared its comparison (each method of a
+    comparison trains on its own from the seed, so the others do not change it): a report that
+    gains a method re-trains only that method."""
+    options = json.loads(json.dumps(options, sort_keys=True, default=str))
+    for cfg, rows in earlier:
+        if method not in cfg.get("methods", ()) or cfg.get("method_options", {}).get(method, {}) != options:
+            continue
+        if not _same_config(cfg.get("base_config", {}), base):
+            continue
+        for r in rows:
+            if r["method"] == method and int(r["seed"]) == seed and r.get("status", "ok") == "ok":
+                return dict(r)
+    return None
+
+
 def _takes_event(fn) -> bool:
     """Whether a progress callback takes the (text, event) pair or the text alone."""
     import inspect
@@ -223,19 +269,27 @@ def run_report(sweep_dir, seeds: list[int], *, scheduler=None, n_workers=None, s
     groups = _groups(best, base)
     jobs, reused = [], []
     study_seed = int(sweep.settings["seed"])
+    earlier = _earlier_runs(out / "seeds")
+    n_earlier = 0
     for name, methods, opts, gbase in groups:
         tag = hashlib.sha1(json.dumps([methods, opts, gbase.to_dict()], sort_keys=True, default=str).encode()).hexdigest()[:10]
         for s in seeds:
             todo_methods = list(methods)
-            if s == study_seed and reuse_study_seed:
-                # the study's own seed: its best trial *is* this run (training is deterministic per
-                # seed; tests/test_sweep_run.py checks the re-run matches to the last digit)
-                for m in methods:
-                    shown = BPR_ONLY if name == BPR_ONLY else m
+            for m in methods:
+                shown = BPR_ONLY if name == BPR_ONLY else m
+                row = None
+                if s == study_seed and reuse_study_seed:
+                    # the study's own seed: its best trial *is* this run (training is deterministic per
+                    # seed; tests/test_sweep_run.py checks the re-run matches to the last digit)
                     row = _row_from_trial(sweep, shown, best[shown], s)
+                if row is None:
+                    row = _earlier_row(earlier, m, s, opts.get(m, {}), gbase)
                     if row is not None:
-                        reused.append(row)
-                        todo_methods.remove(m)
+                        row["method"] = shown
+                        n_earlier += 1
+                if row is not None:
+                    reused.append(row)
+                    todo_methods.remove(m)
             if todo_methods:
                 jobs.append((name, s, todo_methods, {m: opts[m] for m in todo_methods if m in opts}, gbase.to_dict(),
                              out / "seeds" / f"{name}-{tag}" / f"seed{s}"))
@@ -268,7 +322,8 @@ def run_report(sweep_dir, seeds: list[int], *, scheduler=None, n_workers=None, s
                 todo.append((row, pt))
             sens_rows.append(row)
     n_jobs = len(jobs) + (len(todo) if points else 0)
-    progress(f"re-running {len(best)} configuration(s) on {len(seeds)} seed(s) ({len(jobs)} comparison task(s))"
+    progress(f"re-running {len(best)} configuration(s) on {len(seeds)} seed(s) ({len(jobs)} comparison task(s)"
+             + (f"; {n_earlier} run(s) taken from earlier reports)" if n_earlier else ")")
              + (f", {len(todo)} sensitivity run(s)" if points else ""))
     if n_jobs:
         import distributed as dist
