@@ -12,12 +12,18 @@ import subprocess
 from pathlib import Path
 
 
+#: The parts of a checkout that decide what a run computes: the engine, the command line, the
+#: shipped data and the build file.
+CODE_PATHS = ("pmtnumba", "cli", "datasets", "pyproject.toml")
+
+
 def git_commit() -> dict:
     """``{"commit": sha or None, "dirty": bool or None}`` of the checkout holding this package.
 
     Only a repository whose top level holds this package counts (an installed copy that happens to
-    sit inside some other repository reports None). ``dirty`` is True when tracked files differ
-    from the commit.
+    sit inside some other repository reports None). ``dirty`` is True when what a run computes
+    with differs from the commit: changed or new files of :data:`CODE_PATHS`. Results, docs and
+    tests written beside the code (a search committing its results as it goes) do not count.
     """
     root = Path(__file__).resolve().parent.parent
 
@@ -29,7 +35,7 @@ def git_commit() -> dict:
         if Path(git("rev-parse", "--show-toplevel")).resolve() != root:
             return {"commit": None, "dirty": None}
         commit = git("rev-parse", "HEAD")
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+        dirty = bool(git("status", "--porcelain", "--untracked-files=normal", "--", *CODE_PATHS))
     except (OSError, subprocess.SubprocessError, ValueError):
         return {"commit": None, "dirty": None}
     return {"commit": commit, "dirty": dirty}
