@@ -266,9 +266,9 @@ def test_report(local_sweep, scheduler):
 
 
 def test_report_reuses_runs_of_earlier_reports(local_sweep, scheduler, tmp_path):
-    """A report whose comparison changed (a method added, so a new seeds/ directory) takes each
-    method's seed runs from the earlier directories when its options and base configuration are
-    the same, and trains again only what differs."""
+    """A report takes each method's seed runs from any directory an earlier report left under
+    seeds/ (another layout, or a comparison of other methods) when its options and base
+    configuration are the same, and trains again only what differs."""
     import json
     import shutil
 
@@ -277,27 +277,31 @@ def test_report_reuses_runs_of_earlier_reports(local_sweep, scheduler, tmp_path)
     args = ["sweep", "report", str(d), "--seeds", "0,1", "--no-sensitivity", "--scheduler", scheduler]
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output
-    # the multi-task group on seed 1, and on seed 0 its ablations (the searched methods are the study's)
-    assert "(2 comparison task(s))" in res.output
+    # one task per (method, seed): ew, pmtrec and the two ablations on seed 1, the ablations on
+    # seed 0 (the searched methods' seed 0 is the study's best trial)
+    assert "(6 training run(s))" in res.output
     rep = d / "report"
     table = (rep / "table2.csv").read_text()
-    # as if an earlier report had compared other methods: its directory has another name
-    (old,) = [p for p in (rep / "seeds").iterdir() if p.name.startswith("multi-")]
-    old.rename(old.with_name("multi-earlier"))
+    dirs = sorted(p.name for p in (rep / "seeds").iterdir())
+    assert [n.rsplit("-", 1)[0] for n in dirs] == ["ew", "pmtrec", "pmtrec-nobalance", "pmtrec-nofocus"]
+    # as if earlier reports had written them under other names
+    for i, n in enumerate(dirs):
+        (rep / "seeds" / n).rename(rep / "seeds" / f"earlier-{i}")
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output
-    assert "(0 comparison task(s); 6 run(s) taken from earlier reports)" in res.output
+    assert "(0 training run(s); 6 run(s) taken from earlier reports)" in res.output
     assert (rep / "table2.csv").read_text() == table
-    assert not (rep / "seeds" / old.name).exists()  # nothing trained
+    assert sorted(p.name for p in (rep / "seeds").iterdir()) == [f"earlier-{i}" for i in range(4)]  # nothing trained
     # the same method with other options is not the same run: EW seed 1 trains again
-    cfg_path = rep / "seeds" / "multi-earlier" / "seed1" / "config.json"
+    cfg_path = rep / "seeds" / f"earlier-{dirs.index(next(n for n in dirs if n.startswith('ew-')))}" / "seed1" / "config.json"
     cfg = json.loads(cfg_path.read_text())
     cfg["method_options"]["ew"]["lr"] = 0.123
     cfg_path.write_text(json.dumps(cfg))
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output
-    assert "(1 comparison task(s); 5 run(s) taken from earlier reports)" in res.output
-    with open(rep / "seeds" / old.name / "seed1" / "runs.csv", newline="") as f:
+    assert "(1 training run(s); 5 run(s) taken from earlier reports)" in res.output
+    ew_dir = next(n for n in dirs if n.startswith("ew-"))
+    with open(rep / "seeds" / ew_dir / "seed1" / "runs.csv", newline="") as f:
         assert [r["method"] for r in csv.DictReader(f)] == ["ew"]
     assert (rep / "table2.csv").read_text() == table  # the retrained run is the same run
 

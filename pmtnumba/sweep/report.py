@@ -2,10 +2,10 @@
 
 1. **Best configuration per method** on validation (the study's best COMPLETE trial): ``best.csv``.
 2. **Seed re-runs**: those configurations trained again on ``seeds`` through
-   :func:`pmtnumba.training.compare.run_compare` (every method of a seed on the same split), one
-   Dask task per (seed, task set), each in its own resumable directory under ``seeds/``.
-   BPR only (``bpr-only``) trains the main task alone, so it runs in a comparison of its own on
-   the same per-seed split. On the study's own seed the best trial already is that run (training
+   :func:`pmtnumba.training.compare.run_compare` (the split follows the seed, so every method of
+   a seed trains on the same split), one Dask task per (method, seed), each in its own resumable
+   directory ``seeds/<method>-<hash of its configuration>/seed<s>``. BPR only (``bpr-only``)
+   trains the main task alone (EW on tasks ``bpr``). On the study's own seed the best trial already is that run (training
    is deterministic per seed), so its metrics are taken from the study unless
    ``reuse_study_seed=False`` (``split_sha1`` then names the trial). A method's seed run that an
    earlier report already trained (same options, same base configuration, in any ``seeds/``
@@ -90,19 +90,14 @@ def _compare_task(dataset, methods, seed, base_dict, method_options, out_dir):
     return str(out_dir)
 
 
-def _groups(best: dict, base) -> list[tuple[str, list[str], dict, object]]:
-    """(group name, combiner methods, options, base config): the multi-task methods share one
-    comparison; BPR only runs with tasks=[bpr] and EW."""
+def _runs(best: dict, base) -> list[tuple[str, str, dict, object]]:
+    """(method as reported, combiner, its options, base config) per method: BPR only trains the
+    main task alone (tasks=[bpr], EW); the others the sweep's task set."""
     import dataclasses
 
-    groups = []
-    multi = [m for m in best if m != BPR_ONLY]
-    if multi:
-        groups.append(("multi", multi, {m: _options(best[m]["params"]) for m in multi}, base))
-    if BPR_ONLY in best:
-        groups.append((BPR_ONLY, ["ew"], {"ew": _options(best[BPR_ONLY]["params"])},
-                       dataclasses.replace(base, tasks=["bpr"])))
-    return groups
+    bpr_base = dataclasses.replace(base, tasks=["bpr"])
+    return [(m, "ew", _options(b["params"]), bpr_base) if m == BPR_ONLY else (m, m, _options(b["params"]), base)
+            for m, b in best.items()]
 
 
 def paired_tests(runs: list[dict], methods: list[str], keys=TEST_KEYS) -> dict[str, dict]:
@@ -265,34 +260,27 @@ def run_report(sweep_dir, seeds: list[int], *, scheduler=None, n_workers=None, s
 
     base = base_config_of(sweep.settings)
     base.threads, base.checkpoint_every, base.record_weights = 1, 0, False
-    base_dict = base.to_dict()
-    groups = _groups(best, base)
     jobs, reused = [], []
     study_seed = int(sweep.settings["seed"])
     earlier = _earlier_runs(out / "seeds")
     n_earlier = 0
-    for name, methods, opts, gbase in groups:
-        tag = hashlib.sha1(json.dumps([methods, opts, gbase.to_dict()], sort_keys=True, default=str).encode()).hexdigest()[:10]
+    for shown, m, opts, mbase in _runs(best, base):
+        tag = hashlib.sha1(json.dumps([m, opts, mbase.to_dict()], sort_keys=True, default=str).encode()).hexdigest()[:10]
         for s in seeds:
-            todo_methods = list(methods)
-            for m in methods:
-                shown = BPR_ONLY if name == BPR_ONLY else m
-                row = None
-                if s == study_seed and reuse_study_seed:
-                    # the study's own seed: its best trial *is* this run (training is deterministic per
-                    # seed; tests/test_sweep_run.py checks the re-run matches to the last digit)
-                    row = _row_from_trial(sweep, shown, best[shown], s)
-                if row is None:
-                    row = _earlier_row(earlier, m, s, opts.get(m, {}), gbase)
-                    if row is not None:
-                        row["method"] = shown
-                        n_earlier += 1
+            row = None
+            if s == study_seed and reuse_study_seed:
+                # the study's own seed: its best trial *is* this run (training is deterministic per
+                # seed; tests/test_sweep_run.py checks the re-run matches to the last digit)
+                row = _row_from_trial(sweep, shown, best[shown], s)
+            if row is None:
+                row = _earlier_row(earlier, m, s, opts, mbase)
                 if row is not None:
-                    reused.append(row)
-                    todo_methods.remove(m)
-            if todo_methods:
-                jobs.append((name, s, todo_methods, {m: opts[m] for m in todo_methods if m in opts}, gbase.to_dict(),
-                             out / "seeds" / f"{name}-{tag}" / f"seed{s}"))
+                    row["method"] = shown
+                    n_earlier += 1
+            if row is not None:
+                reused.append(row)
+            else:  # one task per (method, seed): the workers stay busy to the end
+                jobs.append((shown, s, [m], {m: opts}, mbase.to_dict(), out / "seeds" / f"{shown}-{tag}" / f"seed{s}"))
     points = _sensitivity_points(sweep, best) if sensitivity else []
     sens_path = out / "sensitivity.csv"
     sens_rows = []
@@ -322,7 +310,7 @@ def run_report(sweep_dir, seeds: list[int], *, scheduler=None, n_workers=None, s
                 todo.append((row, pt))
             sens_rows.append(row)
     n_jobs = len(jobs) + (len(todo) if points else 0)
-    progress(f"re-running {len(best)} configuration(s) on {len(seeds)} seed(s) ({len(jobs)} comparison task(s)"
+    progress(f"re-running {len(best)} configuration(s) on {len(seeds)} seed(s) ({len(jobs)} training run(s)"
              + (f"; {n_earlier} run(s) taken from earlier reports)" if n_earlier else ")")
              + (f", {len(todo)} sensitivity run(s)" if points else ""))
     if n_jobs:
@@ -333,7 +321,7 @@ def run_report(sweep_dir, seeds: list[int], *, scheduler=None, n_workers=None, s
             for name, s, methods, opts, gdict, odir in jobs:
                 f = client.submit(_compare_task, sweep.settings["dataset"], methods, s, gdict, opts, str(odir),
                                   pure=False)
-                futs[f] = ("compare", name, s)
+                futs[f] = ("train", name, s)
             for row, pt in (todo if points else []):
                 spec = {"study": None, "storage": None, "trial_id": None, "number": -1, "method": "pmtrec",
                         "params": pt["params"], "base_config": dict(sweep.settings["base_config"], seed=sweep.settings["seed"]),
@@ -369,7 +357,7 @@ def run_report(sweep_dir, seeds: list[int], *, scheduler=None, n_workers=None, s
                     runio.write_csv(sens_path, sens_rows)
                     say(f"[{done}/{n_jobs}] sensitivity {a['param']}={a['value']}: {a['source']}")
                 else:
-                    say(f"[{done}/{n_jobs}] seed {b} {a}: done")
+                    say(f"[{done}/{n_jobs}] {a} seed {b}: done")
     if sens_rows:
         runio.write_csv(sens_path, sens_rows)
         paths["sensitivity"] = sens_path
@@ -385,8 +373,7 @@ def run_report(sweep_dir, seeds: list[int], *, scheduler=None, n_workers=None, s
         for r in read_runs(f):
             if r["method"] not in methods or int(r["seed"]) != s:
                 continue  # kept by run_compare from an earlier call with other methods: not this job's
-            if name == BPR_ONLY:
-                r["method"] = BPR_ONLY
+            r["method"] = name
             runs.append(r)
     runio.write_csv(out / "runs.csv", runs)
     ks = tuple(base.ks)
