@@ -5,11 +5,12 @@
    :func:`pmtnumba.training.compare.run_compare` (the split follows the seed, so every method of
    a seed trains on the same split), one Dask task per (method, seed), each in its own resumable
    directory ``seeds/<method>-<hash of its configuration>/seed<s>``. BPR only (``bpr-only``)
-   trains the main task alone (EW on tasks ``bpr``). On the study's own seed the best trial already is that run (training
-   is deterministic per seed), so its metrics are taken from the study unless
-   ``reuse_study_seed=False`` (``split_sha1`` then names the trial). A method's seed run that an
-   earlier report already trained (same options, same base configuration, in any ``seeds/``
-   directory) is taken from there, so a report of a sweep that gained methods trains only those.
+   trains the main task alone (EW on tasks ``bpr``). On the study's own seed the best trial
+   already is that run (training is deterministic per seed), so its metrics are taken from the
+   study unless ``reuse_study_seed=False`` (``split_sha1`` then names the trial). A method's seed
+   run that an earlier report already trained (same options, same base configuration, in any
+   ``seeds/`` directory) is taken from there, so a report of a sweep that gained methods trains
+   only those.
 3. ``table2.csv`` / ``table2.md``: mean ± std over seeds of R@K and N@K per method, and a paired
    t-test (``scipy.stats.ttest_rel`` over seeds) of each method against the best *other* method
    by mean test Recall@20 (and NDCG@20).
@@ -280,7 +281,8 @@ def run_report(sweep_dir, seeds: list[int], *, scheduler=None, n_workers=None, s
             if row is not None:
                 reused.append(row)
             else:  # one task per (method, seed): the workers stay busy to the end
-                jobs.append((shown, s, [m], {m: opts}, mbase.to_dict(), out / "seeds" / f"{shown}-{tag}" / f"seed{s}"))
+                odir = out / "seeds" / f"{shown}-{tag}" / f"seed{s}"
+                jobs.append((shown, s, [m], {m: opts}, mbase.to_dict(), odir))
     points = _sensitivity_points(sweep, best) if sensitivity else []
     sens_path = out / "sensitivity.csv"
     sens_rows = []
