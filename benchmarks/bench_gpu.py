@@ -89,9 +89,9 @@ def get_split(name: str):
     return make_split(load_dataset(name), SEED), default_tasks(name)
 
 
-def trainer(split, tasks, method, batch, dim) -> Trainer:
+def trainer(split, tasks, method, batch, dim, reg=0.0) -> Trainer:
     cfg = FitConfig(dataset=split.dataset.name, tasks=list(tasks), method=method, dim=dim, batch_size=batch, lr=1e-2,
-                    wd=1e-4, seed=SEED, record_weights=False, device="cpu")
+                    wd=1e-4, seed=SEED, record_weights=False, device="cpu", reg=reg)
     return Trainer(cfg, split)
 
 
@@ -100,7 +100,7 @@ def cuda_step(tr: Trainer):
 
     sp = tr.split
     return CudaStep(tr.encoder.E, tr.tasks, tr.combiner, tr.adam, tr.cfg.batch_size, sp.train_users, sp.train_items,
-                    sp.train_ratings, sp.n_users)
+                    sp.train_ratings, sp.n_users, penalty=tr.penalty)
 
 
 def cpu_epoch(tr: Trainer, epoch: int, max_steps: int | None = None) -> float:
@@ -113,7 +113,7 @@ def cpu_epoch(tr: Trainer, epoch: int, max_steps: int | None = None) -> float:
             break
         ctx = StepContext(epoch=epoch, step=(epoch - 1) * 100_000 + k + 1, rng=tr.rng, n_users=sp.n_users)
         train_step(E, tr.tasks, Batch(sp.train_users[b], sp.train_items[b], None if r is None else r[b]), tr.combiner,
-                   tr.adam, ctx, cfg.seed, ws)
+                   tr.adam, ctx, cfg.seed, ws, **tr._penalty_kw)
     return time.perf_counter() - t0
 
 
@@ -157,15 +157,19 @@ def equality(name: str, batch: int, dim: int) -> None:
     R = int(ds.rws.R_dev.copy_to_host()[0])
     same_rows = R == rows.size and np.array_equal(ds.rws.rows[:R].copy_to_host(), rows)
     print(f"first step: rows equal: {same_rows} (R = {R}); G: {maxdiff(G, ds.G[:, :R].copy_to_host())}")
-    # one epoch's embeddings: PMTRec, a baseline on the device Gram matrix (PCGrad), GradDrop (the
-    # simulator runs PMTRec only: tests/test_cuda_fit.py fits the other two against the CPU)
-    for method in ("pmtrec",) if ARGS.simulate else ("pmtrec", "pcgrad", "graddrop"):
-        tc, tg = trainer(split, tasks, method, batch, dim), trainer(split, tasks, method, batch, dim)
+    # one epoch's embeddings: PMTRec, a baseline on the device Gram matrix (PCGrad), GradDrop, PMTRec
+    # with the ego-embedding L2 (--reg 1e-4) (the simulator runs PMTRec only: tests/test_cuda_fit.py
+    # fits the others against the CPU)
+    runs = (("pmtrec", 0.0),) if ARGS.simulate else (("pmtrec", 0.0), ("pcgrad", 0.0), ("graddrop", 0.0),
+                                                     ("pmtrec", 1e-4))
+    for method, reg in runs:
+        tc, tg = trainer(split, tasks, method, batch, dim, reg), trainer(split, tasks, method, batch, dim, reg)
         ds = cuda_step(tg)
         cpu_epoch(tc, 1)
         gpu_epoch(tg, ds, 1)
         ds.download(tg.encoder.E)
-        print(f"one epoch ({method}), embeddings: {maxdiff(tc.encoder.E, tg.encoder.E)}; "
+        label = method + (f", --reg {reg:g}" if reg else "")
+        print(f"one epoch ({label}), embeddings: {maxdiff(tc.encoder.E, tg.encoder.E)}; "
               f"Adam moments: {maxdiff(tc.adam.MV, tg.adam.MV)}")
     kw = eval_device_kwargs("cuda")
     if kw:

@@ -49,7 +49,8 @@ def test_lightgcn_forward_backward_match_cpu(layers):
     assert rel < 1e-6 or ab < 1e-7
 
 
-def test_lightgcn_fit_matches_cpu(monkeypatch, small_cuda_blocks):
+@pytest.mark.parametrize("reg", [0.0, 0.5])
+def test_lightgcn_fit_matches_cpu(monkeypatch, small_cuda_blocks, reg):
     from pmtnumba.data.split import make_split
     from pmtnumba.training.config import FitConfig
     from pmtnumba.training.loop import Trainer
@@ -61,16 +62,17 @@ def test_lightgcn_fit_matches_cpu(monkeypatch, small_cuda_blocks):
         split = make_split(synthetic_dataset(n_users=16, n_items=12, per_user=4, seed=1), 0)
         cfg = FitConfig(dataset="synthetic", tasks=["bpr", "social"], method="pmtrec", encoder="lightgcn", layers=2,
                         dim=4, batch_size=32, epochs=1, lr=0.05, ks=(5, 10, 20), device=device, record_weights=True,
-                        seed=3)
+                        seed=3, reg=reg)
         tr = Trainer(cfg, split)
         out[device] = (tr, tr.fit())
     (tc, rc), (tg, rg) = out["cpu"], out["cuda"]
     assert tg.dstep is not None and tg.dstep.enc is not None and tc.adam.t == tg.adam.t >= 2
-    ab, rel = diff("fit 1 epoch lightgcn pmtrec bpr+social E", tc.encoder.E, tg.encoder.E)
+    ab, rel = diff(f"fit 1 epoch lightgcn pmtrec bpr+social reg={reg} E", tc.encoder.E, tg.encoder.E)
     assert ab < 1e-6
     for k in rc.curve[0]:
         if k.startswith("loss_"):
             assert abs(rc.curve[0][k] - rg.curve[0][k]) <= 1e-6 * abs(rc.curve[0][k]), k
+    assert ("loss_reg" in rc.curve[0]) == (reg > 0) and ("loss_reg" in rg.curve[0]) == (reg > 0)
     assert [r["n"] for r in tc.weights.records] == [r["n"] for r in tg.weights.records]
 
 

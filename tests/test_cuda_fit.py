@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from tests.conftest import synthetic_dataset
@@ -37,12 +36,15 @@ def _fit(device, tasks, method, monkeypatch, **kw):
     (["bpr", "social"], "pcgrad", {}),
     (["bpr", "social"], "graddrop", {}),
     (["bpr", "align_uniform", "rating"], "ew", {}),
+    (["bpr", "social"], "pmtrec", {"reg": 0.5}),
+    (["bpr"], "ew", {"reg": 0.5, "adam_mode": "dense"}),
 ])
 def test_fit_cuda_simulator_matches_cpu(tasks, method, extra, monkeypatch):
     tc, rc = _fit("cpu", tasks, method, monkeypatch, **extra)
     tg, rg = _fit("cuda", tasks, method, monkeypatch, **extra)
     assert tg.device == "cuda" and tg.dstep is not None and rg.config["gpu_name"] == "CUDA simulator"
     assert tc.adam.t == tg.adam.t >= 2  # several steps (and the same number)
+    assert ("loss_reg" in rc.curve[0]) == ("reg" in extra)
     for k in rc.curve[0]:
         if k.startswith("loss_"):
             assert abs(rc.curve[0][k] - rg.curve[0][k]) <= 1e-6 * abs(rc.curve[0][k]), k

@@ -1,7 +1,7 @@
 """The published LightGCN/NGCF regulariser ``--reg`` (pmtnumba/training/ego_reg.py): its gradient
 against float64 finite differences, the same bits for any thread count, reg=0 runs the step
-without it, and its plumbing (fit, compare, sweep run, the Python API, config.json, errors, the
-CUDA refusal)."""
+without it, and its plumbing (fit, compare, sweep run, the Python API, config.json, errors), and
+its CUDA twin against it."""
 
 import json
 
@@ -138,17 +138,43 @@ def test_api_and_sweep_settings_carry_reg(tmp_path, monkeypatch):
     assert "reg" not in off["base_config"]  # off: sweeps started before --reg continue
 
 
-def test_cuda_refuses_reg_in_one_line(monkeypatch):
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cuda_twin_matches_cpu(dtype):
+    """EgoRegDevice (training/ego_reg_cuda.py) in the CUDA simulator against add_ego_reg: on target
+    rows that hold every slot row (MF), and on target rows that miss some (a graph encoder's ego
+    rows with a zero propagated gradient), which the device merges in on the host. The fits with
+    --reg on the device are in test_cuda_fit.py and test_cuda_encoders.py."""
     pytest.importorskip("tests.cuda_helpers")  # the CUDA simulator (skips without numba-cuda)
-    monkeypatch.setenv("NUMBA_ENABLE_CUDASIM", "1")
-    split = make_split(synthetic_dataset(n_users=12, n_items=10, per_user=4), 0)
-    with pytest.raises(PmtError, match=r"^--device cuda: --reg 0\.001 .*; use --device cpu$"):
-        Trainer(_cfg(reg=1e-3, device="cuda"), split)
-    msgs = []
+    from numba import cuda
 
-    class Rep(loop.Reporter):
-        def message(self, text):
-            msgs.append(text)
+    from pmtnumba.training.ego_reg_cuda import EgoRegDevice
 
-    tr = Trainer(_cfg(reg=1e-3, device="auto"), split, reporter=Rep())
-    assert tr.device == "cpu" and any("--reg" in m for m in msgs)
+    rng = np.random.default_rng(2)
+    N, d, n, reg = 30, 4, 7, 0.7
+    E = rng.normal(size=(N, d)).astype(dtype)
+    main_slots = np.concatenate([rng.integers(0, 12, 3 * n), np.full(5, -1)])  # rows repeat; unused tail
+    all_slots = np.concatenate([main_slots, rng.integers(0, N, 6)])  # another task's slots after them
+    used = np.unique(main_slots[main_slots >= 0])
+    cases = [(np.union1d(used, [29]), True, 0),   # every slot row among the targets
+             (used[1:-1], True, 0),               # two rows missing: merged on the host
+             (used[1:], False, int(np.sum(main_slots == used[0])))]  # MF's path does not merge: counted
+    for rows_h, may_miss, missing in cases:
+        g_h = rng.normal(size=(rows_h.size, d)).astype(dtype)
+        rows_d = cuda.to_device(np.concatenate([rows_h, np.full(N - rows_h.size, -1)]))
+        g_d = cuda.to_device(np.concatenate([g_h, np.zeros((N - rows_h.size, d), dtype)]))
+        R_dev = cuda.to_device(np.array([rows_h.size], np.int64))
+        info = np.zeros(6)
+        info[1] = n  # the main task's triplets, where the step keeps them (info[T], T = 1)
+        info_d = cuda.to_device(info)
+        pen = EgoRegDevice(reg, N, N, 0, main_slots.size)
+        pen(cuda.to_device(E), cuda.to_device(all_slots), rows_d, R_dev, g_d, info_d, 1, 4, may_miss)
+        info = info_d.copy_to_host()
+        assert info[5] == missing
+        assert pen.counts.copy_to_host().sum() == 0  # cleared for the next step
+        if missing:
+            continue
+        r_cpu, g_cpu, loss_cpu = add_ego_reg(E, reg, main_slots, n, rows_h.copy(), g_h.copy())
+        R = int(R_dev.copy_to_host()[0])
+        assert rows_d.copy_to_host()[:R].tolist() == r_cpu.tolist()
+        np.testing.assert_allclose(g_d.copy_to_host()[:R], g_cpu, rtol=1e-6 if dtype == np.float32 else 1e-14)
+        assert info[4] == pytest.approx(loss_cpu, rel=1e-12)

@@ -17,8 +17,7 @@ pytest.importorskip("distributed")
 
 from click.testing import CliRunner  # noqa: E402
 
-from pmtnumba.sweep.space import build_space  # noqa: E402
-from pmtnumba.sweep.study import Sweep, run_sweep, sweep_settings  # noqa: E402
+from pmtnumba.sweep.study import Sweep  # noqa: E402
 from pmtnumba.training.config import FitConfig  # noqa: E402
 from pmtnumba_cli.main import main  # noqa: E402
 

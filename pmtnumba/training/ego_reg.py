@@ -36,6 +36,21 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ..jitshare import shared_jit
+
+
+@shared_jit(inline="always")
+def ego_reg_row(E, r, w, g, k):
+    """One target row: ``g[k] += w * E[r]``; returns its loss share ``0.5 * w * ||E[r]||^2``
+    (float64), with ``w = reg * count_r / B``. Shared by :func:`ego_reg_apply` and its CUDA twin
+    (``ego_reg_cuda.py``)."""
+    sq = 0.0
+    for j in range(E.shape[1]):
+        x = np.float64(E[r, j])
+        sq += x * x
+        g[k, j] += w * x
+    return 0.5 * w * sq
+
 
 @njit(cache=True)
 def ego_reg_counts(target_rows, slot_rows, counts):
@@ -63,20 +78,9 @@ def ego_reg_apply(E, target_rows, counts, coef, g, loss_rows):
     """``g[k] += coef * counts[k] * E[target_rows[k]]`` and ``loss_rows[k] = 0.5 * coef *
     counts[k] * ||E[target_rows[k]]||^2`` (float64) for every target row; ``coef = reg / B``.
     Parallel over rows, one row per iteration: no two iterations write the same memory."""
-    d = E.shape[1]
     for k in prange(target_rows.shape[0]):
         c = counts[k]
-        if c == 0:
-            loss_rows[k] = 0.0
-            continue
-        w = coef * c
-        e = E[target_rows[k]]
-        sq = 0.0
-        for j in range(d):
-            x = np.float64(e[j])
-            sq += x * x
-            g[k, j] += w * x
-        loss_rows[k] = 0.5 * w * sq
+        loss_rows[k] = ego_reg_row(E, target_rows[k], coef * c, g, k) if c else 0.0
 
 
 def add_ego_reg(E, reg: float, slot_rows, n_triplets: int, rows, g):

@@ -159,8 +159,6 @@ class Trainer:
             from .step_cuda import cuda_unsupported  # numba.cuda is imported only on this path
 
             why = cuda_unsupported(self.tasks, cfg.encoder, cfg.dim)
-            if not why and cfg.reg > 0:
-                why = f"--reg {cfg.reg:g} (the ego-embedding L2) has no GPU kernel yet"
             if why and cfg.device == "cuda":
                 raise PmtError(f"--device cuda: {why}; use --device cpu")
             if why:  # auto: fall back to the CPU, and say so
@@ -283,7 +281,8 @@ class Trainer:
 
             sp = self.split
             self.dstep = CudaStep(self.encoder.E, self.tasks, self.combiner, self.adam, self.batch_size,
-                                  sp.train_users, sp.train_items, sp.train_ratings, sp.n_users, encoder=self.encoder)
+                                  sp.train_users, sp.train_items, sp.train_ratings, sp.n_users, encoder=self.encoder,
+                                  penalty=self.penalty)
             if self.weights is not None:  # summarised on the device, added in once per epoch
                 self.dstep.record_weights(self.weights)
         if self.batch_size < self.cfg.batch_size:
@@ -367,12 +366,12 @@ class Trainer:
                 else:
                     losses, pairs = graph_train_step(self.encoder, self.tasks, batch, self.combiner, self.adam,
                                                      self.dense_adams, ctx, cfg.seed, ws, **self._penalty_kw)
-                if self.penalty is not None:
-                    reg_sum += self.penalty.loss * pairs[0]
                 rows, weights = ctx.rows, getattr(self.combiner, "last_weights", None)
             else:
                 losses, pairs = dstep.step(lo, len(bidx), ctx, cfg.seed)
                 lo += len(bidx)
+            if self.penalty is not None:
+                reg_sum += self.penalty.loss * pairs[0]
             if self.weights is not None and dstep is None:
                 self.weights.observe(rows, weights)
             loss_sum += losses * pairs

@@ -372,7 +372,7 @@ class CudaStep:
 
     def __init__(self, E: np.ndarray, tasks: list[Task], combiner, adam: Adam, batch_size: int,
                  train_users: np.ndarray, train_items: np.ndarray, train_ratings: np.ndarray | None, n_users: int,
-                 encoder=None):
+                 encoder=None, penalty=None):
         T = len(tasks)
         if T > MAX_TASKS:
             raise PmtError(f"--device cuda supports at most {MAX_TASKS} tasks, got {T}")
@@ -417,7 +417,14 @@ class CudaStep:
         self.bu = cuda.device_array(max(self.B, 1), np.int64)
         self.bi = cuda.device_array(max(self.B, 1), np.int64)
         self.br = None if train_ratings is None else cuda.device_array(max(self.B, 1), train_ratings.dtype)
-        self.info = cuda.device_array(2 * T + 2, np.float64)
+        #: ``--reg`` (an :class:`~.ego_reg.EgoReg`, its value left in ``penalty.loss``) and its twin
+        self.penalty = penalty
+        self.pen = None
+        if penalty is not None:
+            from .ego_reg_cuda import EgoRegDevice
+
+            self.pen = EgoRegDevice(penalty.reg, N, self.M, self.offsets[0], self.offsets[1])
+        self.info = cuda.device_array(2 * T + 2 + (2 if penalty is not None else 0), np.float64)
         self.perm = None
         self.weights = None  # PMTRec's weight summaries on the device (record_weights)
 
@@ -489,13 +496,26 @@ class CudaStep:
                 g[:R].copy_to_device(gh)
         _set_one[1, 1](self.info, 2 * T)
         _finite_flag[nd, THREADS](G, g, R_dev, self.info, 2 * T)
+        if self.pen is not None:  # after the combiner, as on the CPU (ego_reg.py says why)
+            self.pen(self.E, self.slot_rows, rows, R_dev, g, self.info, T, 2 * T + 2, may_miss=self.enc is not None)
         self._adam(rows, R_dev, g, M)
         info = self.info.copy_to_host()
         losses, pairs = info[:T].copy(), info[T:2 * T].astype(np.int64)
         R = int(info[2 * T + 1])
         if not (np.isfinite(losses).all() and info[2 * T] == 1):
             self._diverged(G, losses, R, ctx)
+        if self.pen is not None:
+            self._penalty_done(info[2 * T + 2], info[2 * T + 3], ctx)
         return losses, pairs
+
+    def _penalty_done(self, loss, missing, ctx):
+        """Leave the penalty's value in ``penalty.loss``; a non-finite one is a divergence."""
+        if missing:  # MF: the target rows are the slots' own rows, so none can be missing
+            raise AssertionError(f"--reg on the device: {int(missing)} main-task rows were not among the step's rows")
+        if not math.isfinite(loss):
+            raise TrainingDiverged(f"training diverged: the --reg penalty is not finite at epoch {ctx.epoch}, step "
+                                   f"{ctx.step}; try a smaller --lr")
+        self.penalty.loss = float(loss)
 
     def _diverged(self, G, losses, R, ctx):
         """Name the task at fault, as the CPU step does (only on this failure path is G read back)."""
