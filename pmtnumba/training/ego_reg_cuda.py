@@ -120,3 +120,15 @@ class EgoRegDevice:
         R_dev.copy_to_device(np.array([R], R_dev.dtype))
         h_info[at], h_info[at + 1] = loss, 0
         info.copy_to_device(h_info)
+
+
+def ptx_signatures():
+    """(kernel, signature) pairs for tests/cuda_ptx_check.py."""
+    i64, f64, E = "int64[::1]", "float64[::1]", "float32[:, ::1]"
+    return [
+        (ego_reg_count_cuda, f"void({i64}, int64, int64, {i64})"),
+        (ego_reg_clear_cuda, f"void({i64}, int64, int64, {i64})"),
+        (ego_reg_check_cuda, f"void({i64}, {i64}, {i64}, {i64}, int64, int64, {f64}, int64)"),
+        (ego_reg_apply_cuda, f"void({E}, {i64}, {i64}, {i64}, float64, {f64}, int64, {E}, {f64})"),
+        (ego_reg_sum_cuda, f"void({f64}, {i64}, {f64}, int64)"),
+    ]
