@@ -305,6 +305,31 @@ def test_report_reuses_runs_of_earlier_reports(local_sweep, scheduler, tmp_path)
     assert (rep / "table2.csv").read_text() == table  # the retrained run is the same run
 
 
+def test_earlier_runs_of_bpr_only_are_not_taken_for_ew():
+    """BPR only trains EW on tasks [bpr]; with the data set's default task list (tasks None) and
+    the same lr/wd, EW's multi-task run must not be taken from BPR only's directory (nor the
+    reverse): tasks None resolves to the data set's default list, by the name the run recorded."""
+    import dataclasses
+
+    from pmtnumba.sweep.report import _earlier_row
+
+    base = FitConfig(dataset="videogame", threads=1)  # tasks None: bpr, coview, cobuy
+    opts = {"lr": 0.01, "wd": 1e-5}
+
+    def seed_dir(tasks, value):
+        cfg = {"dataset_stats": {"name": "videogame"}, "methods": ["ew"], "method_options": {"ew": opts},
+               "base_config": dataclasses.replace(base, tasks=tasks).to_dict()}
+        return cfg, [{"method": "ew", "seed": "1", "status": "ok", "recall@20": value}]
+
+    bpr_only, multi = seed_dir(["bpr"], "0.1"), seed_dir(["bpr", "coview", "cobuy"], "0.2")
+    assert _earlier_row([bpr_only], "ew", 1, opts, base) is None
+    assert _earlier_row([bpr_only, multi], "ew", 1, opts, base)["recall@20"] == "0.2"
+    assert _earlier_row([multi, bpr_only], "ew", 1, opts, dataclasses.replace(base, tasks=["bpr"]))["recall@20"] == "0.1"
+    assert _earlier_row([multi], "ew", 1, opts, dataclasses.replace(base, tasks=["bpr"])) is None
+    assert _earlier_row([multi], "ew", 2, opts, base) is None  # another seed
+    assert _earlier_row([multi], "ew", 1, {"lr": 0.01, "wd": 1e-6}, base) is None  # other options
+
+
 def test_tpe_budget_counts_distinct_configurations(tmp_path, tiny_csv, scheduler):
     """TPE over a 2-point space with a budget of 2: repeated proposals are answered from the earlier
     trial and not counted, so both points get trained exactly once."""

@@ -193,17 +193,24 @@ def _earlier_runs(seeds_dir: Path) -> list[tuple[dict, list[dict]]]:
 
 
 def _same_config(saved: dict, config) -> bool:
-    """Whether a saved base configuration is ``config`` (fields added since take their defaults,
-    which keep the earlier behaviour; a field since removed never matches). With ``tasks`` None
-    the saved run holds the resolved default task list: not compared, as ``run_compare`` resumes."""
+    """Whether the seed directory whose ``config.json`` is ``saved`` trained with the base
+    configuration ``config`` (fields added since take their defaults, which keep the earlier
+    behaviour; a field since removed never matches). ``tasks`` None is the data set's default task
+    list, resolved with the data set name the run recorded: so a BPR-only run (tasks ``bpr``) is
+    never taken for a multi-task one, even where their options are the same."""
+    from ..tasks import default_tasks
     from ..training.config import FitConfig
 
     try:
-        old, new = FitConfig(**saved).to_dict(), config.to_dict()
+        old, new = FitConfig(**saved.get("base_config", {})).to_dict(), config.to_dict()
     except TypeError:
         return False
-    if config.tasks is None:
-        old.pop("tasks"), new.pop("tasks")
+    name = saved.get("dataset_stats", {}).get("name")
+    for d in (old, new):
+        if d["tasks"] is None:
+            if name is None:
+                return False
+            d["tasks"] = default_tasks(name)
     return old == new
 
 
@@ -216,7 +223,7 @@ def _earlier_row(earlier, method: str, seed: int, options: dict, base) -> dict |
     for cfg, rows in earlier:
         if method not in cfg.get("methods", ()) or cfg.get("method_options", {}).get(method, {}) != options:
             continue
-        if not _same_config(cfg.get("base_config", {}), base):
+        if not _same_config(cfg, base):
             continue
         for r in rows:
             if r["method"] == method and int(r["seed"]) == seed and r.get("status", "ok") == "ok":
