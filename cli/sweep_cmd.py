@@ -198,6 +198,11 @@ def run(sweep_dir, dataset, valid_file, test_file, holdout, tasks, methods, spac
               help="Seeds to re-run each method's best configuration on (comma-separated or ranges).")
 @click.option("--sensitivity/--no-sensitivity", default=True, show_default=True,
               help="PMTRec's validation/test R@20 against alpha and tau (others at their best); may train extra runs.")
+@click.option("--alpha", "sens_alpha", default=None,
+              help="Sensitivity: alpha values to train PMTRec's best configuration with (e.g. 1.0,1.05,1.1,1.15,1.2); "
+                   "default: the search space's. Points the study has are not trained again.")
+@click.option("--tau", "sens_tau", default=None,
+              help="Sensitivity: tau values (e.g. 1,1e-2,1e-4,1e-6); default: the search space's.")
 @click.option("--ablation/--no-ablation", default=True, show_default=True,
               help="Also run PMTRec without task focusing / magnitude balancing at PMTRec's best configuration "
                    "when those ablations were not searched themselves.")
@@ -209,14 +214,16 @@ def run(sweep_dir, dataset, valid_file, test_file, holdout, tasks, methods, spac
 @click.option("--workers", "n_workers", default=None, type=int, help="Embedded cluster: worker processes.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @friendly_errors
-def report(sweep_dir, seeds, sensitivity, ablation, reuse_study_seed, storage, scheduler, n_workers, quiet):
+def report(sweep_dir, seeds, sensitivity, sens_alpha, sens_tau, ablation, reuse_study_seed, storage, scheduler,
+           n_workers, quiet):
     """Best configuration per method, re-run on --seeds: Table 2, ablation, alpha/tau sensitivity.
 
     Writes DIR/report/: best.csv, table2.csv/.md (mean ± std and paired t-tests against the best
     other method), ablation.csv/.md, sensitivity.csv, runs.csv, and PNGs with matplotlib. Re-running
     continues the seed runs already done.
     """
-    from pmtnumba.sweep.report import run_report
+    from pmtnumba.sweep.report import check_sensitivity_values, run_report
+    from pmtnumba.sweep.space import parse_list
 
     from .compare_cmd import _parse_seeds
 
@@ -230,10 +237,12 @@ def report(sweep_dir, seeds, sensitivity, ablation, reuse_study_seed, storage, s
             status.update(ev["done"], ev["total"], ev["eta_seconds"])
         live.echo(text)
 
+    values = check_sensitivity_values({p: None if text is None else parse_list(text, p)
+                                       for p, text in (("alpha", sens_alpha), ("tau", sens_tau))})
     with live:
         paths = run_report(sweep_dir, _parse_seeds(seeds), scheduler=scheduler, n_workers=n_workers, storage=storage,
                            sensitivity=sensitivity, ablation=ablation, reuse_study_seed=reuse_study_seed,
-                           progress=None if quiet else progress)
+                           sensitivity_values=values, progress=None if quiet else progress)
     click.echo(Path(paths["table2"]).read_text())
     if "ablation" in paths:
         click.echo(Path(paths["ablation"]).read_text())

@@ -305,6 +305,31 @@ def test_report_reuses_runs_of_earlier_reports(local_sweep, scheduler, tmp_path)
     assert (rep / "table2.csv").read_text() == table  # the retrained run is the same run
 
 
+def test_report_sensitivity_values_from_the_command_line(local_sweep, scheduler, tmp_path):
+    """Figure 5 without a search over alpha: `sweep report --alpha` trains PMTRec's best
+    configuration at the alpha values the study lacks (on the study's seed) and takes the one it
+    has from the study; `--tau` with one value leaves tau out."""
+    import shutil
+
+    d = tmp_path / "sweep"
+    shutil.copytree(local_sweep[0], d, ignore=shutil.ignore_patterns("report", ".lock"))
+    res = CliRunner().invoke(main, ["sweep", "report", str(d), "--seeds", "0", "--no-ablation", "--alpha",
+                                    "1.2,1.1,1.0", "--tau", "0.01", "--scheduler", scheduler])
+    assert res.exit_code == 0, res.output
+    assert "2 sensitivity run(s)" in res.output
+    with open(d / "report" / "sensitivity.csv", newline="") as f:
+        sens = list(csv.DictReader(f))
+    assert [r["param"] for r in sens] == ["alpha"] * 3
+    src = {float(r["value"]): r["source"] for r in sens}
+    best = Sweep.open(d).load_study("pmtrec").best_trial
+    assert src[1.1] == f"study trial {best.number}"
+    assert src[1.0] == src[1.2] == "trained (seed 0)"
+    for r in sens:
+        assert 0 <= float(r["valid_recall@20"]) <= 1 and 0 <= float(r["test_recall@20"]) <= 1
+    bad = CliRunner().invoke(main, ["sweep", "report", str(d), "--alpha", "0.9", "--scheduler", scheduler])
+    assert bad.exit_code == 2 and "--alpha: 0.9 is not a number >= 1" in bad.output
+
+
 def test_earlier_runs_of_bpr_only_are_not_taken_for_ew():
     """BPR only trains EW on tasks [bpr]; with the data set's default task list (tasks None) and
     the same lr/wd, EW's multi-task run must not be taken from BPR only's directory (nor the

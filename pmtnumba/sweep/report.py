@@ -19,8 +19,9 @@
    configuration minus the part it removes (``config_source`` says which), unless ``ablation``
    is off.
 5. ``sensitivity.csv`` (Figure 5): validation and test Recall@20 of PMTRec with alpha, then tau,
-   set to each value of the search space and the other parameters at their best; points the
-   study already trained to the end are taken from it, the others trained on the study's seed.
+   set to each value of the search space (or of ``sensitivity_values``: Figure 5 without a search
+   over alpha x tau) and the other parameters at their best; points the study already trained to
+   the end are taken from it, the others trained on the study's seed.
 6. With matplotlib (the ``plot`` extra): ``ablation.png`` and ``sensitivity.png``.
 """
 
@@ -163,14 +164,15 @@ def _row_from_trial(sweep: Sweep, method: str, b: dict, seed: int) -> dict | Non
             "split_sha1": f"study trial {t.number}", f"valid_{monitor}": t.value, **ua["test"]}
 
 
-def _sensitivity_points(sweep: Sweep, best: dict) -> list[dict]:
+def _sensitivity_points(sweep: Sweep, best: dict, values: dict | None = None) -> list[dict]:
     """The (method, param, value, params) points of Figure 5: PMTRec's alpha and tau swept one at a
-    time from its best configuration (only parameters with more than one value in the space)."""
+    time from its best configuration, over ``values[param]`` where given, else over the search
+    space's values (only parameters with more than one)."""
     pts = []
     m = "pmtrec"
     if m not in best or best[m]["config_source"] != "search":
         return pts
-    sp = sweep.space.for_method(m)
+    sp = dict(sweep.space.for_method(m), **(values or {}))
     for p in ("alpha", "tau"):
         if p not in sp or len(sp[p]) < 2:
             continue
@@ -241,10 +243,30 @@ def _takes_event(fn) -> bool:
         return False
 
 
+def check_sensitivity_values(values: dict | None) -> dict:
+    """``{"alpha": [...], "tau": [...]}`` (either may be missing): positive finite numbers, alpha
+    at least 1 (PMTRec focuses on the main task by ``alpha ** epoch``); a PmtError names the option."""
+    out = {}
+    for p, vals in (values or {}).items():
+        if vals is None:
+            continue
+        if p not in ("alpha", "tau"):
+            raise PmtError(f"sensitivity: unknown parameter {p!r}; alpha or tau")
+        low = 1.0 if p == "alpha" else 0.0
+        for v in vals:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < low \
+                    or (p == "tau" and v <= 0):
+                need = "a number >= 1" if p == "alpha" else "a number > 0"
+                raise PmtError(f"--{p}: {v!r} is not {need}")
+        out[p] = sorted(set(float(v) for v in vals))
+    return out
+
+
 def run_report(sweep_dir, seeds: list[int], *, scheduler=None, n_workers=None, storage=None,
                sensitivity: bool = True, ablation: bool = True, reuse_study_seed: bool = True,
-               progress=None) -> dict:
-    """Write the report files into ``<sweep_dir>/report``; return their paths by name."""
+               sensitivity_values: dict | None = None, progress=None) -> dict:
+    """Write the report files into ``<sweep_dir>/report``; return their paths by name.
+    ``sensitivity_values``: the alpha and/or tau values of Figure 5 (default: the search space's)."""
     from .executor import open_client
     from .trial import run_trial
 
@@ -290,7 +312,7 @@ def run_report(sweep_dir, seeds: list[int], *, scheduler=None, n_workers=None, s
             else:  # one task per (method, seed): the workers stay busy to the end
                 odir = out / "seeds" / f"{shown}-{tag}" / f"seed{s}"
                 jobs.append((shown, s, [m], {m: opts}, mbase.to_dict(), odir))
-    points = _sensitivity_points(sweep, best) if sensitivity else []
+    points = _sensitivity_points(sweep, best, check_sensitivity_values(sensitivity_values)) if sensitivity else []
     sens_path = out / "sensitivity.csv"
     sens_rows = []
     if points:
