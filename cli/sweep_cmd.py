@@ -222,7 +222,7 @@ def report(sweep_dir, seeds, sensitivity, sens_alpha, sens_tau, ablation, reuse_
     other method), ablation.csv/.md, sensitivity.csv, runs.csv, and PNGs with matplotlib. Re-running
     continues the seed runs already done.
     """
-    from pmtnumba.sweep.report import check_sensitivity_values, run_report
+    from pmtnumba.sweep.report import run_report
     from pmtnumba.sweep.space import parse_list
 
     from .compare_cmd import _parse_seeds
@@ -237,8 +237,7 @@ def report(sweep_dir, seeds, sensitivity, sens_alpha, sens_tau, ablation, reuse_
             status.update(ev["done"], ev["total"], ev["eta_seconds"])
         live.echo(text)
 
-    values = check_sensitivity_values({p: None if text is None else parse_list(text, p)
-                                       for p, text in (("alpha", sens_alpha), ("tau", sens_tau))})
+    values = {p: parse_list(text, p) for p, text in (("alpha", sens_alpha), ("tau", sens_tau)) if text is not None}
     with live:
         paths = run_report(sweep_dir, _parse_seeds(seeds), scheduler=scheduler, n_workers=n_workers, storage=storage,
                            sensitivity=sensitivity, ablation=ablation, reuse_study_seed=reuse_study_seed,
