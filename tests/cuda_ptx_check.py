@@ -68,7 +68,8 @@ def kernels():
 
     for mod in ("pmtnumba.training.step_cuda", "pmtnumba.tasks.align_uniform_cuda", "pmtnumba.combiners.gram_cuda",
                 "pmtnumba.training.weights_cuda", "pmtnumba.combiners.graddrop_cuda",
-                "pmtnumba.encoders.propagate_cuda", "pmtnumba.training.ego_reg_cuda"):
+                "pmtnumba.encoders.propagate_cuda", "pmtnumba.training.ego_reg_cuda", "pmtnumba.encoders.ngcf_cuda",
+                "pmtnumba.training.dense_cuda"):
         try:
             m = importlib.import_module(mod)
         except ModuleNotFoundError:

@@ -1,5 +1,6 @@
 """benchmarks/bench_gpu.py runs end to end in its --simulate mode (tiny data, CUDA simulator):
-the equality section must find the same rows and the same embeddings as the CPU engine."""
+the equality section must find the same rows and the same embeddings as the CPU engine, and the
+encoder section NGCF's table and layer weights."""
 
 import os
 import re
@@ -24,3 +25,5 @@ def test_bench_gpu_simulate():
     m = re.search(r"one epoch \(pmtrec\), embeddings: max abs (\S+),", text)  # PCGrad, GradDrop: test_cuda_fit.py
     assert m and float(m.group(1)) < 1e-6, text
     assert "| bpr (bpr) |" in text and "full evaluation:" in text
+    m = re.search(r"\| ngcf \| \S+ \| \S+ \| \S+ \| max abs (\S+), .* \| W1: max abs (\S+),", text)
+    assert m and float(m.group(1)) < 1e-6 and float(m.group(2)) < 1e-6, text

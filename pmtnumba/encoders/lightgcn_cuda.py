@@ -53,8 +53,9 @@ class LightGCNDevice:
                                                      self.dtype(0))
             cur = nxt
 
-    def forward(self, E):
-        """The final embeddings ``F`` [N, d] of the device table ``E`` (a device view)."""
+    def forward(self, E, key=None):
+        """The final embeddings ``F`` [N, d] of the device table ``E`` (a device view); ``key``
+        (the training noise's, as NGCF's) is not used: LightGCN has no training noise."""
         self.propagate(E.reshape(1, self.N, self.d), self.F, self.work1)
         return self.F[0]
 

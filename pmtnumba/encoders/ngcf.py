@@ -39,8 +39,8 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
-from numba.extending import register_jitable
 
+from ..jitshare import shared_jit
 from ..rng import draw
 from .base import Encoder
 from .mf import init_table, xavier_uniform
@@ -57,7 +57,19 @@ def keep_threshold(p: float) -> int:
     return int(round(p * 65536.0))
 
 
-@register_jitable(inline="always")
+@shared_jit(inline="always")
+def leaky_relu(z):
+    """NGCF's activation: ``z`` for ``z > 0``, else ``SLOPE * z``."""
+    return z if z > 0 else SLOPE * z
+
+
+@shared_jit(inline="always")
+def leaky_relu_slope(z):
+    """Its derivative at ``z`` (1 or ``SLOPE``, float64; 0 counts as negative, as in PyTorch)."""
+    return 1.0 if z > 0 else SLOPE
+
+
+@shared_jit(inline="always")
 def dropout_scale(key, r, layer, c, d, thr, inv_keep):
     """The dropout factor of entry (r, c) of layer ``layer``'s output: 0 or ``inv_keep``
     (1 / (1 - p)); 1 when ``thr == 0`` (no dropout). Four entries share one 64-bit draw."""
@@ -87,8 +99,7 @@ def _layer_forward(S, E, W1, W2, b, key, layer, thr, inv_keep, Z, Enext):
                 z[c] += m1 * w1[c] + pj * w2[c]
         o = Enext[r]
         for c in range(d):
-            a = z[c] if z[c] > 0 else SLOPE * z[c]
-            o[c] = a * dropout_scale(key, r, layer, c, d, thr, inv_keep)
+            o[c] = leaky_relu(z[c]) * dropout_scale(key, r, layer, c, d, thr, inv_keep)
 
 
 @njit(parallel=True, cache=True)
@@ -107,8 +118,7 @@ def _layer_backward_rows(gE, Z, S, E, W1T, W2T, key, layer, thr, inv_keep, dF, c
             gz = gZ[t, r]
             ge = gE[t, r]
             for c in range(d):
-                f = 1.0 if z[c] > 0 else SLOPE
-                gz[c] = ge[c] * (f * dropout_scale(key, r, layer, c, d, thr, inv_keep))
+                gz[c] = ge[c] * (leaky_relu_slope(z[c]) * dropout_scale(key, r, layer, c, d, thr, inv_keep))
             gm = gS[t, r]  # gM accumulates here, then becomes gS
             gp = acc[t, r]  # gP accumulates here, then becomes acc
             for j in range(d):

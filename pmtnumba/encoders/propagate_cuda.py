@@ -2,7 +2,8 @@
 row compaction of a graph encoder's gradient, on the device.
 
 - :func:`spmm_accumulate_cuda` / :func:`scale_into_cuda`: ``out[b] = A_hat X[b]``, ``acc[b] +=
-  alpha out[b]`` and ``out = alpha X``. One thread per output entry ``(b, r, c)`` adds row r's
+  alpha out[b]`` and ``out = alpha X`` (LightGCN); :func:`spmm_cuda` and :func:`spmm_add_cuda`:
+  ``out[b] = A_hat X[b]`` and ``out[b] = add[b] + A_hat X[b]`` (NGCF). One thread per output entry ``(b, r, c)`` adds row r's
   neighbours in CSR order, accumulating in X's dtype from 0: each entry gets exactly the CPU's
   sequence of operations (the CPU kernel runs the same loop per row, vectorised over c). The GPU
   may fuse ``o + w * x`` into one multiply-add (one rounding instead of two): the only source of
@@ -42,6 +43,33 @@ def spmm_accumulate_cuda(indptr, indices, data, X, out, acc, alpha, zero):
             o += data[p] * X[b, indices[p], c]
         out[b, r, c] = o
         acc[b, r, c] += alpha * o
+
+
+@cuda.jit
+def spmm_cuda(indptr, indices, data, X, out, zero):
+    """``out[b] = A_hat X[b]`` (NGCF's ``S = L E``): :func:`~.propagate.spmm`'s loop per entry."""
+    i = cuda.grid(1)
+    B, N, d = X.shape
+    if i < B * N * d:
+        b, r, c = _entry(i, N, d)
+        o = zero
+        for p in range(indptr[r], indptr[r + 1]):
+            o += data[p] * X[b, indices[p], c]
+        out[b, r, c] = o
+
+
+@cuda.jit
+def spmm_add_cuda(indptr, indices, data, X, add, out):
+    """``out[b] = add[b] + A_hat X[b]`` (NGCF's ``gE = acc + L gS``): :func:`~.propagate.spmm_add`'s
+    order, ``add`` first, then the neighbours in CSR order (``out`` may be ``add``, not ``X``)."""
+    i = cuda.grid(1)
+    B, N, d = X.shape
+    if i < B * N * d:
+        b, r, c = _entry(i, N, d)
+        o = add[b, r, c]
+        for p in range(indptr[r], indptr[r + 1]):
+            o += data[p] * X[b, indices[p], c]
+        out[b, r, c] = o
 
 
 @cuda.jit
@@ -130,6 +158,8 @@ def ptx_signatures():
     i64, X = "int64[::1]", "float32[:, :, ::1]"
     return [
         (spmm_accumulate_cuda, f"void({i64}, int32[::1], float32[::1], {X}, {X}, {X}, float32, float32)"),
+        (spmm_cuda, f"void({i64}, int32[::1], float32[::1], {X}, {X}, float32)"),
+        (spmm_add_cuda, f"void({i64}, int32[::1], float32[::1], {X}, {X}, {X})"),
         (scale_into_cuda, f"void({X}, float32, {X})"),
         (scatter_rows_cuda, f"void({i64}, {X}, {i64}, {X})"),
         (zero3_cuda, f"void({X})"),

@@ -121,17 +121,22 @@ class Adam:
         self.mode = mode
         self.t = 0
 
-    def step(self, rows: np.ndarray, g: np.ndarray) -> None:
-        """Apply gradient rows ``g [len(rows), d]`` for the distinct rows ``rows``."""
+    def next_args(self) -> tuple:
+        """Count one more step and return the update kernels' scalars for it, in the table's dtype
+        (the update's arithmetic runs in it): ``(lr / (1 - b1^t), b1, 1 - b1, b2, 1 - b2, eps,
+        sqrt(1 - b2^t), wd)``. The CPU step and the device twins (optim/adam_cuda.py) share it."""
         self.t += 1
         bc1 = 1.0 - self.b1 ** self.t
         bc2_sqrt = math.sqrt(1.0 - self.b2 ** self.t)
-        lr_t = self.lr / bc1
+        f = self.E.dtype.type
+        return (f(self.lr / bc1), f(self.b1), f(1.0 - self.b1), f(self.b2), f(1.0 - self.b2), f(self.eps),
+                f(bc2_sqrt), f(self.wd))
+
+    def step(self, rows: np.ndarray, g: np.ndarray) -> None:
+        """Apply gradient rows ``g [len(rows), d]`` for the distinct rows ``rows``."""
+        args = self.next_args()
         g = np.ascontiguousarray(g, dtype=self.E.dtype)
         rows = np.ascontiguousarray(rows, dtype=np.int64)
-        f = self.E.dtype.type  # the update's arithmetic runs in the table's dtype
-        args = (f(lr_t), f(self.b1), f(1.0 - self.b1), f(self.b2), f(1.0 - self.b2), f(self.eps), f(bc2_sqrt),
-                f(self.wd))
         if self.mode == "sparse":
             adam_sparse_kernel(self.E, self.MV, rows, g, *args)
         else:

@@ -158,7 +158,7 @@ class Trainer:
         if self.device == "cuda":
             from .step_cuda import cuda_unsupported  # numba.cuda is imported only on this path
 
-            why = cuda_unsupported(self.tasks, cfg.encoder, cfg.dim)
+            why = cuda_unsupported(self.tasks, cfg.encoder, self.encoder.out_dim)
             if why and cfg.device == "cuda":
                 raise PmtError(f"--device cuda: {why}; use --device cpu")
             if why:  # auto: fall back to the CPU, and say so
@@ -282,7 +282,7 @@ class Trainer:
             sp = self.split
             self.dstep = CudaStep(self.encoder.E, self.tasks, self.combiner, self.adam, self.batch_size,
                                   sp.train_users, sp.train_items, sp.train_ratings, sp.n_users, encoder=self.encoder,
-                                  penalty=self.penalty)
+                                  penalty=self.penalty, dense_adams=self.dense_adams)
             if self.weights is not None:  # summarised on the device, added in once per epoch
                 self.dstep.record_weights(self.weights)
         if self.batch_size < self.cfg.batch_size:

@@ -60,6 +60,7 @@ from ..tasks.links import LinkTask
 from ..tasks.rating_cuda import rating_slots_cuda
 from ..tasks.rowgrad_cuda import RowIndexWorkspace, gather_rows_cuda, index_rows_cuda
 from ..tasks.triplet_cuda import triplet_slots_cuda
+from .step import ENCODER_STREAM, combine_encoder_gradients
 
 
 # -- small kernels of the step ----------------------------------------------------------------
@@ -287,14 +288,15 @@ _TWINS = (BPRTask, LinkTask, CategoryTask, RatingTask, AlignUniformTask)
 
 
 def cuda_unsupported(tasks: list[Task], encoder: str, dim: int = 0) -> str | None:
-    """Why this run cannot train on the GPU (a short phrase), or None."""
-    if encoder not in ("mf", "lightgcn"):
-        return f"the {encoder!r} encoder has no CUDA twin (mf and lightgcn only)"
+    """Why this run cannot train on the GPU (a short phrase), or None; ``dim`` is the width the
+    tasks see (the encoder's output: NGCF's is d (K + 1))."""
+    if encoder not in ("mf", "lightgcn", "ngcf"):
+        return f"the {encoder!r} encoder has no CUDA twin"
     missing = [t.name for t in tasks if not isinstance(t, _TWINS)]
     if missing:
         return f"task(s) {', '.join(missing)} have no CUDA twin yet"
     if any(isinstance(t, AlignUniformTask) for t in tasks) and dim > AU.MAX_DIM:
-        return f"align_uniform on the GPU supports --dim <= {AU.MAX_DIM}"
+        return f"align_uniform on the GPU supports final embeddings up to {AU.MAX_DIM} wide (--dim; ngcf: --dim x (--layers + 1))"
     if len(tasks) > MAX_TASKS:
         return f"at most {MAX_TASKS} tasks train on the GPU, got {len(tasks)}"
     return None
@@ -346,6 +348,19 @@ def on_gram(combiner) -> bool:
     return isinstance(combiner, TaskwiseCombiner) and type(combiner).task_weights is not TaskwiseCombiner.task_weights
 
 
+def _device_encoder(encoder, T: int):
+    """The device half of a graph encoder (its CUDA twin, for steps of ``T`` tasks)."""
+    if encoder.name == "lightgcn":
+        from ..encoders.lightgcn_cuda import LightGCNDevice
+
+        return LightGCNDevice(encoder, T)
+    if encoder.name == "ngcf":
+        from ..encoders.ngcf_cuda import NGCFDevice
+
+        return NGCFDevice(encoder, T)
+    raise PmtError(f"--device cuda: the {encoder.name!r} encoder has no CUDA twin; use --device cpu")
+
+
 def _device_task(task: Task, B: int, n_users: int, n_rows: int = 0, dim: int = 0) -> _DeviceTask:
     if isinstance(task, BPRTask):
         return _BPRDevice(task, B, n_users)
@@ -372,7 +387,7 @@ class CudaStep:
 
     def __init__(self, E: np.ndarray, tasks: list[Task], combiner, adam: Adam, batch_size: int,
                  train_users: np.ndarray, train_items: np.ndarray, train_ratings: np.ndarray | None, n_users: int,
-                 encoder=None, penalty=None):
+                 encoder=None, penalty=None, dense_adams=None):
         T = len(tasks)
         if T > MAX_TASKS:
             raise PmtError(f"--device cuda supports at most {MAX_TASKS} tasks, got {T}")
@@ -382,12 +397,13 @@ class CudaStep:
         self.B = int(batch_size)
         self.n_users = int(n_users)
         N, d = E.shape
+        w = d if encoder is None else encoder.out_dim  # the width the tasks see (NGCF: d (K + 1))
         self.E = cuda.to_device(E)
         self.MV = cuda.to_device(adam.MV)
         self.train_users = cuda.to_device(np.ascontiguousarray(train_users, np.int64))
         self.train_items = cuda.to_device(np.ascontiguousarray(train_items, np.int64))
         self.train_ratings = None if train_ratings is None else cuda.to_device(np.ascontiguousarray(train_ratings))
-        self.dtasks = [_device_task(t, self.B, self.n_users, N, d) for t in tasks]
+        self.dtasks = [_device_task(t, self.B, self.n_users, N, w) for t in tasks]
         self.offsets = np.zeros(T + 1, np.int64)
         for t, task in enumerate(tasks):
             self.offsets[t + 1] = self.offsets[t] + task.max_slots(self.B)
@@ -395,21 +411,23 @@ class CudaStep:
         self.S = S
         self.slot_rows = cuda.to_device(np.full(S, -1, np.int64))
         self.slot_task = cuda.to_device(np.repeat(np.arange(T, dtype=np.int64), np.diff(self.offsets)))
-        self.slot_grads = cuda.device_array((S, d), E.dtype)
+        self.slot_grads = cuda.device_array((S, w), E.dtype)
         self.rws = RowIndexWorkspace(N, S)
-        self.G = cuda.device_array((T, S, d), E.dtype)
+        self.G = cuda.device_array((T, S, w), E.dtype)
         self.g = cuda.device_array((S, d), E.dtype)
         # a graph encoder's gradient reaches up to every row: M bounds the rows a combiner sees
         self.enc = None
+        self.dense = None  # NGCF's layer weights (training/dense_cuda.py)
         self.M = S
-        if encoder is not None and encoder.name == "lightgcn":
-            from ..encoders.lightgcn_cuda import LightGCNDevice
-
-            self.enc = LightGCNDevice(encoder, T)
+        if encoder is not None and encoder.name != "mf":
+            self.enc = _device_encoder(encoder, T)
             self.M = N
             self.g0 = cuda.device_array((N, d), E.dtype)
-        elif encoder is not None and encoder.name != "mf":
-            raise PmtError(f"--device cuda: the {encoder.name!r} encoder has no CUDA twin; use --device cpu")
+            if encoder.dense_params():
+                from .dense_cuda import DenseDevice
+
+                self.encoder = encoder
+                self.dense = DenseDevice(self.enc.params, self.enc.grads, dense_adams, T, on_gram(combiner))
         self.gram_ws = GramWorkspace(T, self.M * d) if on_gram(combiner) else None
         self.graddrop = GradDropDevice() if isinstance(combiner, GradDrop) else None
         self.W = cuda.device_array((self.M, T), np.float64)
@@ -455,7 +473,8 @@ class CudaStep:
         _gather_batch[blocks(n), THREADS](self.perm, lo, n, self.train_users, self.train_items, self.bu, self.bi)
         if self.br is not None:
             _gather_ratings[blocks(n), THREADS](self.perm, lo, n, self.train_ratings, self.br)
-        X = self.E if self.enc is None else self.enc.forward(self.E)  # the tasks' table
+        X = self.E if self.enc is None else self.enc.forward(self.E, make_key(seed, ctx.epoch, ctx.step,
+                                                                               ENCODER_STREAM))  # the tasks' table
         for t, dt in enumerate(self.dtasks):
             a, b = int(self.offsets[t]), int(self.offsets[t + 1])
             rows, grads = self.slot_rows[a:b], self.slot_grads[a:b]
@@ -471,34 +490,18 @@ class CudaStep:
         if self.enc is not None:  # back through the encoder: rows0, R0 and G0 [T, R0, d] on E
             rows, R_dev, G = self.enc.backward(rows, R_dev, self.G)
             g, M = self.g0, self.M
-            nd = blocks(M * d)
-        if type(self.combiner) is EW:
-            ew_cuda[nd, THREADS](G, R_dev, g)
-        elif isinstance(self.combiner, PMTRec):
-            c = self.combiner
-            pmtrec_cuda[blocks(M), THREADS](G, R_dev, focus_factor(c.alpha, ctx.epoch), float(c.tau),
-                                            bool(c.drop_absent), g, self.W)
-            if self.weights is not None:
-                self.weights.observe(rows, self.W, R_dev)
-        elif self.gram_ws is not None:  # g = sum_t w_t G[t], w from the T x T Gram matrix (host solve)
-            c, ws = self.combiner, self.gram_ws
-            G2 = G.reshape(T, M * d)
-            A = ws.gram(G2, R_dev, d) if c.uses_gram else None
-            w = c.task_weights(A, T, ctx)
-            ws.weighted_sum(G2, w, R_dev, d, g.reshape(M * d))
-        elif self.graddrop is not None and GradDropDevice.supports(ctx.rng):  # per coordinate, same draws
-            self.graddrop.combine(self.combiner, G.reshape(T, M * d), R_dev, d, ctx.rng, g.reshape(M * d))
-        else:  # a combiner without a twin (GradDrop with a non-PCG64 generator): G to the host and g back
-            R = int(R_dev.copy_to_host()[0])
-            ctx.rows = rows[:R].copy_to_host() if R else np.zeros(0, np.int64)
-            gh = np.ascontiguousarray(self.combiner(self._G_host(G, R), ctx), dtype=g.dtype)
-            if R:
-                g[:R].copy_to_device(gh)
+        d = G.shape[2]
+        nd = blocks(M * d)
+        self._combine(G, rows, R_dev, g, M, ctx)
         _set_one[1, 1](self.info, 2 * T)
         _finite_flag[nd, THREADS](G, g, R_dev, self.info, 2 * T)
+        if self.dense is not None:
+            self.dense.check_finite(self.info, 2 * T)
         if self.pen is not None:  # after the combiner, as on the CPU (ego_reg.py says why)
             self.pen(self.E, self.slot_rows, rows, R_dev, g, self.info, T, 2 * T + 2, may_miss=self.enc is not None)
         self._adam(rows, R_dev, g, M)
+        if self.dense is not None:
+            self.dense.adam()
         info = self.info.copy_to_host()
         losses, pairs = info[:T].copy(), info[T:2 * T].astype(np.int64)
         R = int(info[2 * T + 1])
@@ -507,6 +510,46 @@ class CudaStep:
         if self.pen is not None:
             self._penalty_done(info[2 * T + 2], info[2 * T + 3], ctx)
         return losses, pairs
+
+    def _combine(self, G, rows, R_dev, g, M, ctx) -> None:
+        """``g[:R]`` = the combination of ``G [T, R, d]`` (R on the device); and, with NGCF, of
+        its layer weights' gradients into ``dense.g`` (training/dense_cuda.py: the CPU's rule)."""
+        T, d, dense = G.shape[0], G.shape[2], self.dense
+        if type(self.combiner) is EW:
+            ew_cuda[blocks(M * d), THREADS](G, R_dev, g)
+            if dense is not None:
+                dense.ew()
+        elif isinstance(self.combiner, PMTRec):
+            c = self.combiner
+            focus = focus_factor(c.alpha, ctx.epoch)
+            if dense is not None:
+                dense.pmtrec(focus, float(c.tau), bool(c.drop_absent))
+            pmtrec_cuda[blocks(M), THREADS](G, R_dev, focus, float(c.tau), bool(c.drop_absent), g, self.W)
+            if self.weights is not None:
+                self.weights.observe(rows, self.W, R_dev)
+        elif self.gram_ws is not None:  # g = sum_t w_t G[t], w from the T x T Gram matrix (host solve)
+            c, ws = self.combiner, self.gram_ws
+            G2 = G.reshape(T, M * d)
+            A = None
+            if c.uses_gram:  # over all shared parameters: the sum of the parts' Gram matrices
+                A = ws.gram(G2, R_dev, d) + (dense.gram() if dense is not None else 0.0)
+            w = c.task_weights(A, T, ctx)
+            ws.weighted_sum(G2, w, R_dev, d, g.reshape(M * d))
+            if dense is not None:
+                dense.weighted_sum(w)
+        elif self.graddrop is not None and dense is None and GradDropDevice.supports(ctx.rng):  # same draws
+            self.graddrop.combine(self.combiner, G.reshape(T, M * d), R_dev, d, ctx.rng, g.reshape(M * d))
+        else:  # no twin (GradDrop with a non-PCG64 generator, or with NGCF): G to the host and g back
+            R = int(R_dev.copy_to_host()[0])
+            rows_h = rows[:R].copy_to_host() if R else np.zeros(0, np.int64)
+            if dense is None:
+                ctx.rows = rows_h
+                gh = self.combiner(self._G_host(G, R), ctx)
+            else:
+                gh, gd = combine_encoder_gradients(self.combiner, ctx, rows_h, self._G_host(G, R), dense.to_host())
+                dense.set_combined(gd)
+            if R:
+                g[:R].copy_to_device(np.ascontiguousarray(gh, dtype=g.dtype))
 
     def _penalty_done(self, loss, missing, ctx):
         """Leave the penalty's value in ``penalty.loss``; a non-finite one is a divergence."""
@@ -532,11 +575,7 @@ class CudaStep:
 
     def _adam(self, rows, R_dev, g, M):
         ad = self.adam
-        ad.t += 1
-        bc1 = 1.0 - ad.b1 ** ad.t
-        bc2_sqrt = math.sqrt(1.0 - ad.b2 ** ad.t)
-        f = np.float32 if g.dtype == np.float32 else np.float64
-        args = (f(ad.lr / bc1), f(ad.b1), f(1.0 - ad.b1), f(ad.b2), f(1.0 - ad.b2), f(ad.eps), f(bc2_sqrt), f(ad.wd))
+        args = ad.next_args()
         if ad.mode == "sparse":
             adam_sparse_cuda[blocks(M), THREADS](self.E, self.MV, rows, R_dev, g, *args)
         else:
@@ -545,14 +584,13 @@ class CudaStep:
             dense_local_reset_cuda[blocks(M), THREADS](rows, R_dev, self.local)
 
     def download(self, E: np.ndarray) -> None:
-        """Copy the table into ``E`` and the moments into ``adam.MV`` (checkpoints, evaluation)."""
+        """Copy the table into ``E`` and the moments into ``adam.MV`` (checkpoints, evaluation);
+        with NGCF also its layer weights into the encoder and their moments into their Adams."""
         self.E.copy_to_host(E)
         self.MV.copy_to_host(self.adam.MV)
-
-    def upload(self, E: np.ndarray) -> None:
-        """Replace the device table and moments by the host's (after a resume or a restore)."""
-        self.E.copy_to_device(E)
-        self.MV.copy_to_device(self.adam.MV)
+        if self.dense is not None:
+            self.enc.download(self.encoder.dense_params())
+            self.dense.download()
 
 
 def ptx_signatures():
