@@ -32,15 +32,21 @@ def _entry(i, N, d):
     return b, (i // d) - b * N, i - (i // d) * d
 
 
+@cuda.jit(device=True)
+def _row_entry(indptr, indices, data, X, b, r, c, o):
+    """``o + data[p] * X[b, indices[p], c] + ...`` over row r's entries p, added in CSR order."""
+    for p in range(indptr[r], indptr[r + 1]):
+        o += data[p] * X[b, indices[p], c]
+    return o
+
+
 @cuda.jit
 def spmm_accumulate_cuda(indptr, indices, data, X, out, acc, alpha, zero):
     i = cuda.grid(1)
     B, N, d = X.shape
     if i < B * N * d:
         b, r, c = _entry(i, N, d)
-        o = zero
-        for p in range(indptr[r], indptr[r + 1]):
-            o += data[p] * X[b, indices[p], c]
+        o = _row_entry(indptr, indices, data, X, b, r, c, zero)
         out[b, r, c] = o
         acc[b, r, c] += alpha * o
 
@@ -52,10 +58,7 @@ def spmm_cuda(indptr, indices, data, X, out, zero):
     B, N, d = X.shape
     if i < B * N * d:
         b, r, c = _entry(i, N, d)
-        o = zero
-        for p in range(indptr[r], indptr[r + 1]):
-            o += data[p] * X[b, indices[p], c]
-        out[b, r, c] = o
+        out[b, r, c] = _row_entry(indptr, indices, data, X, b, r, c, zero)
 
 
 @cuda.jit
@@ -66,10 +69,7 @@ def spmm_add_cuda(indptr, indices, data, X, add, out):
     B, N, d = X.shape
     if i < B * N * d:
         b, r, c = _entry(i, N, d)
-        o = add[b, r, c]
-        for p in range(indptr[r], indptr[r + 1]):
-            o += data[p] * X[b, indices[p], c]
-        out[b, r, c] = o
+        out[b, r, c] = _row_entry(indptr, indices, data, X, b, r, c, add[b, r, c])
 
 
 @cuda.jit
