@@ -57,7 +57,8 @@ def test_lightgcn_forward_backward_match_cpu(layers):
 
 
 def _fit_both(monkeypatch, **opts):
-    """One epoch (bpr + social, K = 2, d = 4) on the CPU, then on the simulator: ``[(trainer, result)] * 2``."""
+    """One epoch (bpr + social, d = 4, K = 2 unless given) on the CPU, then on the simulator:
+    ``[(trainer, result)] * 2``."""
     from pmtnumba.data.split import make_split
     from pmtnumba.training.config import FitConfig
     from pmtnumba.training.loop import Trainer
@@ -67,8 +68,8 @@ def _fit_both(monkeypatch, **opts):
         if device == "cuda":
             monkeypatch.setenv("NUMBA_ENABLE_CUDASIM", "1")
         split = make_split(synthetic_dataset(n_users=16, n_items=12, per_user=4, seed=1), 0)
-        cfg = FitConfig(dataset="synthetic", tasks=["bpr", "social"], layers=2, dim=4, batch_size=32, epochs=1,
-                        lr=0.05, ks=(5, 10, 20), device=device, seed=3, **opts)
+        cfg = FitConfig(dataset="synthetic", tasks=["bpr", "social"], dim=4, batch_size=32, epochs=1, lr=0.05,
+                        ks=(5, 10, 20), device=device, seed=3, **{"layers": 2, **opts})
         tr = Trainer(cfg, split)
         out.append((tr, tr.fit()))
     return out
@@ -125,8 +126,8 @@ def test_ngcf_forward_backward_match_cpu(layers, dropout):
 def test_ngcf_fit_matches_cpu(monkeypatch, small_cuda_blocks, method, adam):
     """One epoch of NGCF on both devices: the row-wise (PMTRec, EW), Gram (PCGrad) and host
     (GradDrop with NGCF) paths of the layer weights' combination, and their Adam."""
-    (tc, rc), (tg, rg) = _fit_both(monkeypatch, method=method, encoder="ngcf", adam_mode=adam,
-                                   record_weights=method == "pmtrec")
+    (tc, rc), (tg, rg) = _fit_both(monkeypatch, method=method, encoder="ngcf", layers=1, adam_mode=adam,
+                                   record_weights=method == "pmtrec")  # K = 2: the forward/backward test
     assert tg.dstep is not None and tg.dstep.dense is not None and tc.adam.t == tg.adam.t >= 2
     ab, rel = diff(f"fit 1 epoch ngcf {method} E", tc.encoder.E, tg.encoder.E)
     assert ab < 1e-5
