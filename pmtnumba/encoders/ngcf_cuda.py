@@ -149,8 +149,9 @@ def _weight_sum_cuda(part, k, gW1, gW2, gb):
 class NGCFDevice:
     """An NGCF encoder's device half, for steps with ``T`` tasks (``encoder`` is the CPU one).
 
-    ``params`` holds the device copies of ``W1``, ``W2``, ``b`` (updated in place by the step's
-    dense Adam); :meth:`backward` leaves each task's gradients on them in ``grads`` ([T, *shape]).
+    ``params`` holds the device copies of ``W1``, ``W2``, ``b`` (updated in place, and copied back,
+    by the step's :class:`~pmtnumba.training.dense_cuda.DenseDevice`); :meth:`backward` leaves each
+    task's gradients on them in ``grads`` ([T, *shape]).
     """
 
     def __init__(self, encoder, T: int):
@@ -218,16 +219,6 @@ class NGCFDevice:
             spmm_add_cuda[blocks(n), THREADS](self.indptr, self.indices, self.data, self.gS, self.acc, self.gE)
         compact_rows_cuda(self.gE, self.compact, self.rows0, self.G0)
         return self.rows0, self.compact.R_dev, self.G0
-
-    def download(self, params: dict) -> None:
-        """Copy the device weights into the host arrays ``params`` (the encoder's)."""
-        for k, v in self.params.items():
-            v.copy_to_host(params[k])
-
-    def upload(self, params: dict) -> None:
-        """Replace the device weights by the host's."""
-        for k, v in self.params.items():
-            v.copy_to_device(np.ascontiguousarray(params[k]))
 
 
 def ptx_signatures():

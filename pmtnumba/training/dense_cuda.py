@@ -43,13 +43,14 @@ class DenseDevice:
     """The dense parameters of one device step.
 
     ``params[name]``: the device parameter ``[K, ...]`` (K layers); ``grads[name]``: its per-task
-    gradients ``[T, K, ...]`` (written by the encoder's backward); ``adams[name]``: the host
-    :class:`~pmtnumba.optim.Adam` of the parameter (hyper-parameters, step count, and the host
-    copy of its moments); ``gram``: whether the combiner reduces a Gram matrix on the device.
+    gradients ``[T, K, ...]`` (written by the encoder's backward); ``host[name]``: the encoder's
+    host array of the parameter; ``adams[name]``: the host :class:`~pmtnumba.optim.Adam` of the
+    parameter (hyper-parameters, step count, and the host copy of its moments); ``gram``: whether
+    the combiner reduces a Gram matrix on the device.
     """
 
-    def __init__(self, params: dict, grads: dict, adams: dict, T: int, gram: bool):
-        self.params, self.grads, self.adams, self.T = params, grads, adams, T
+    def __init__(self, params: dict, grads: dict, host: dict, adams: dict, T: int, gram: bool):
+        self.params, self.grads, self.host, self.adams, self.T = params, grads, host, adams, T
         self.K = next(iter(params.values())).shape[0]
         self.size = {k: int(p[0].size) for k, p in params.items()}  # one layer's entries
         self.g = {k: cuda.device_array(p.shape, p.dtype) for k, p in params.items()}
@@ -120,8 +121,9 @@ class DenseDevice:
                                                     *args)
 
     def download(self) -> None:
-        """Copy the moments into the host Adams (the parameters: the encoder's download)."""
+        """Copy the parameters into the encoder's arrays and their moments into the host Adams."""
         for name, ad in self.adams.items():
+            self.params[name].copy_to_host(self.host[name])
             self.MV[name].copy_to_host(ad.MV)
 
 

@@ -382,7 +382,9 @@ class CudaStep:
     """A run's device state and its training step (see the module docstring).
 
     ``E`` (host, float32 [N, d]) and ``adam`` (its hyper-parameters, step count and moments) are
-    uploaded once; :meth:`download` copies the table and moments back into them.
+    uploaded once; :meth:`download` copies the table and moments back into them. A graph
+    ``encoder`` (LightGCN, NGCF) runs through its twin; NGCF's layer weights are uploaded once
+    too, each with its Adam from ``dense_adams`` (the trainer's), and downloaded with the table.
     """
 
     def __init__(self, E: np.ndarray, tasks: list[Task], combiner, adam: Adam, batch_size: int,
@@ -426,8 +428,8 @@ class CudaStep:
             if encoder.dense_params():
                 from .dense_cuda import DenseDevice
 
-                self.encoder = encoder
-                self.dense = DenseDevice(self.enc.params, self.enc.grads, dense_adams, T, on_gram(combiner))
+                self.dense = DenseDevice(self.enc.params, self.enc.grads, encoder.dense_params(), dense_adams, T,
+                                         on_gram(combiner))
         self.gram_ws = GramWorkspace(T, self.M * d) if on_gram(combiner) else None
         self.graddrop = GradDropDevice() if isinstance(combiner, GradDrop) else None
         self.W = cuda.device_array((self.M, T), np.float64)
@@ -589,7 +591,6 @@ class CudaStep:
         self.E.copy_to_host(E)
         self.MV.copy_to_host(self.adam.MV)
         if self.dense is not None:
-            self.enc.download(self.encoder.dense_params())
             self.dense.download()
 
 
