@@ -101,6 +101,10 @@ def _methods(text: str) -> list[str]:
 @click.option("--mess-dropout", default=0.1, show_default=True, type=float, help="NGCF message dropout.")
 @click.option("--dim", default=32, show_default=True, type=int, help="Embedding size.")
 @click.option("--batch-size", default=2048, show_default=True, type=int, help="Training interactions per step.")
+@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda", "auto"]),
+              help="Where every trial (and the report's seed runs) trains: cpu, cuda (each worker on its GPU; needs "
+                   "the `cuda` extra there) or auto (the embedded cluster: decided here, once; with --scheduler: by "
+                   "each worker).")
 @click.option("--epochs", default=300, show_default=True, type=int, help="Maximum epochs per trial.")
 @click.option("--patience", default=10, show_default=True, type=int, help="Validations without improvement before stopping.")
 @click.option("--eval-every", default=1, show_default=True, type=int, help="Validate every N epochs.")
@@ -119,7 +123,7 @@ def _methods(text: str) -> list[str]:
 @click.option("--quiet", is_flag=True, help="Only the final summary.")
 @friendly_errors
 def run(sweep_dir, dataset, valid_file, test_file, holdout, tasks, methods, space_src, lr, wd, alpha, tau, params, trials, pruner, prune_startup,
-        prune_warmup, adam_mode, reg, encoder, layers, mess_dropout, dim, batch_size, epochs, patience, eval_every, monitor, aux_sampling, seed, data_dir,
+        prune_warmup, adam_mode, reg, encoder, layers, mess_dropout, dim, batch_size, device, epochs, patience, eval_every, monitor, aux_sampling, seed, data_dir,
         storage, scheduler, n_workers, quiet):
     """Search each method's hyper-parameters on validation; re-running the same command continues it.
 
@@ -149,8 +153,12 @@ def run(sweep_dir, dataset, valid_file, test_file, holdout, tasks, methods, spac
     base_lr, base_wd = recommended_lr_wd(name, task_list if task_list is not None else default_tasks(name))
     cfg = FitConfig(dataset=dataset, tasks=task_list, encoder=encoder, layers=layers, mess_dropout=mess_dropout, dim=dim, batch_size=batch_size, lr=base_lr, wd=base_wd,
                     adam_mode=adam_mode, reg=reg, epochs=epochs, patience=patience, eval_every=eval_every, monitor=monitor,
-                    aux_sampling=aux_sampling, data_dir=data_dir,
+                    aux_sampling=aux_sampling, data_dir=data_dir, device=device,
                     **split_kwargs(valid_file, test_file, holdout, absolute=True))
+    if device != "cpu" and scheduler is None:  # the embedded cluster's workers share this machine's GPU
+        from .common import pick_device
+
+        cfg.device = pick_device(device)
     settings = sweep_settings(
         name=Path(sweep_dir).resolve().name, dataset=dataset, base_config=cfg, methods=_methods(methods), space=space,
         trials=trials, pruner={"name": pruner, "startup": prune_startup, "warmup": prune_warmup}, seed=seed,

@@ -443,3 +443,20 @@ def test_sweep_with_a_graph_encoder(tmp_path, tiny_csv, scheduler):
     conf["ks"] = tuple(conf["ks"])
     direct = Trainer(FitConfig(**conf)).fit()
     assert direct.test["recall@20"] == t.user_attrs["test"]["recall@20"]
+
+
+def test_sweep_device_reaches_every_trial(tmp_path, tiny_csv, scheduler):
+    """--device is part of every trial's configuration: on workers without a GPU (these), a
+    --device cuda trial fails with the one-line device error, recorded, and the sweep finishes;
+    with the embedded cluster the driver checks the device before anything starts."""
+    d = tmp_path / "dev"
+    args = ["sweep", "run", str(d), "--dataset", tiny_csv, "--tasks", "bpr", "--methods", "bpr-only", "--lr", "0.05",
+            "--epochs", "2", "--pruner", "none", "--device", "cuda"]
+    res = CliRunner().invoke(main, args + ["--scheduler", scheduler])
+    assert res.exit_code == 0, res.output
+    (t,) = Sweep.open(d).load_study("bpr-only").trials
+    assert t.state == TS.FAIL and t.user_attrs["config"]["device"] == "cuda"
+    assert "--device cuda" in t.user_attrs["error"] and "\n" not in t.user_attrs["error"]
+    local = CliRunner().invoke(main, args[:2] + [str(tmp_path / "dev2")] + args[3:] + ["--workers", "1"])
+    assert local.exit_code != 0 and "--device cuda" in local.output and "Traceback" not in local.output
+    assert not (tmp_path / "dev2" / "trials.csv").exists()
