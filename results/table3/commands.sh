@@ -13,7 +13,9 @@
 # PMTRec on the paper's task set), t1 and t2 (EW and PMTRec on bpr + one auxiliary task: the paper's
 # +T1 / +T2 rows are PMTRec); table3.py assembles
 # them. One Dask cluster (scheduler + 2 single-threaded workers) at nice 19.
-# Optional: SEEDS, EPOCHS, ADAM (sparse, the engine's default, or dense), PORT, OUT.
+# Optional: SEEDS, EPOCHS, ADAM (sparse, the engine's default, or dense), PORT, OUT, DEVICE (cpu, the
+# default, or cuda: every trial and seed run on the workers' GPU; the graph encoders' videogame and
+# epinion columns need it, results/table3/README.md says why).
 set -e
 cd "$(dirname "$0")/../.."
 E=${ENCODER:?set ENCODER=mf|lightgcn|ngcf}
@@ -28,7 +30,7 @@ OUT=${OUT:-results/table3/$D-$E}
 PORT=${PORT:-18787}
 mkdir -p "$OUT"
 GRID="--lr 0.01,0.001 --wd 1e-4,1e-6 --alpha 1.1 --tau 1e-2,1e-6"
-COMMON="--dataset $D --encoder $E --layers 3 --adam ${ADAM:-sparse} --epochs ${EPOCHS:-100} --patience 10 --pruner median --prune-startup 2 --prune-warmup 20 $GRID"
+COMMON="--dataset $D --encoder $E --layers 3 --adam ${ADAM:-sparse} --device ${DEVICE:-cpu} --epochs ${EPOCHS:-100} --patience 10 --pruner median --prune-startup 2 --prune-warmup 20 $GRID"
 ADDR=tcp://127.0.0.1:$PORT
 nice -n 19 .venv/bin/dask scheduler --host 127.0.0.1 --port "$PORT" --no-dashboard > "$OUT/scheduler.log" 2>&1 &
 SCHED=$!
