@@ -428,6 +428,10 @@ class CudaStep:
             if encoder.dense_params():
                 from .dense_cuda import DenseDevice
 
+                if dense_adams is None:
+                    raise ValueError(f"CudaStep: the {encoder.name} encoder's layer weights need dense_adams (the "
+                                     f"trainer's Adam of each)")
+
                 self.dense = DenseDevice(self.enc.params, self.enc.grads, encoder.dense_params(), dense_adams, T,
                                          on_gram(combiner))
         self.gram_ws = GramWorkspace(T, self.M * d) if on_gram(combiner) else None
