@@ -34,6 +34,10 @@ def error_line(exc: BaseException) -> str | None:
 
     if isinstance(exc, (PmtError, ValueError)):
         return str(exc)
+    from pmtnumba.device import is_gpu_out_of_memory
+
+    if is_gpu_out_of_memory(exc):  # past the estimate of training/limits.py (other processes, fragmentation)
+        return "the GPU ran out of memory; use a smaller --dim or --batch-size, free the GPU, or use --device cpu"
     if isinstance(exc, MemoryError):
         return ("out of memory" + (f" ({exc})" if str(exc) else "")
                 + "; use a smaller --dim or --batch-size, or free memory")

@@ -95,3 +95,21 @@ def describe(device: str) -> str:
     if device == "cuda":
         return f"device: cuda ({gpu_name()})"
     return "device: cpu"
+
+
+def gpu_free_memory() -> int | None:
+    """Bytes free on the current GPU, or None where that is not known (the simulator, no GPU)."""
+    if not gpu_usable() or simulator_loaded():
+        return None
+    from numba import cuda
+
+    try:
+        free, _total = cuda.current_context().get_memory_info()
+    except Exception:  # a driver that cannot say: the check is skipped, allocation still fails cleanly
+        return None
+    return int(free)
+
+
+def is_gpu_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is the CUDA driver's out-of-memory error (checked without importing numba.cuda)."""
+    return type(exc).__name__ == "CudaAPIError" and "OUT_OF_MEMORY" in str(exc)

@@ -71,6 +71,41 @@ def test_device_cuda_without_gpu_is_one_line():
     assert lines[0].startswith("error: --device cuda: ") and "use --device cpu or auto" in lines[0]
 
 
+@pytest.mark.parametrize("encoder", ["mf", "ngcf"])
+def test_gpu_memory_is_checked_before_training(monkeypatch, encoder):
+    """The device estimate (training/limits.py) against the GPU's free memory: refused in one line
+    naming the parts when it does not fit, accepted when it does; the simulator reports no figure
+    (no check)."""
+    import pmtnumba.training.loop as loop
+    from pmtnumba.errors import PmtError
+
+    monkeypatch.setenv("NUMBA_ENABLE_CUDASIM", "1")
+    split = make_split(synthetic_dataset(n_users=16, n_items=12, per_user=4, seed=1), 0)
+    cfg = FitConfig(dataset="synthetic", tasks=["bpr", "social"], method="ew", encoder=encoder, layers=1, dim=4,
+                    batch_size=32, epochs=1, device="cuda", seed=3)
+    assert loop.gpu_free_memory() is None
+    Trainer(cfg, split)
+    monkeypatch.setattr(loop, "gpu_free_memory", lambda: 2048)
+    with pytest.raises(PmtError) as e:
+        Trainer(cfg, split)
+    msg = str(e.value)
+    assert "\n" not in msg and "on the GPU needs about" in msg and "only 0.0 MiB is free" in msg
+    assert "embedding table" in msg and ("combiner rows" in msg) == (encoder != "mf") and "--device cpu" in msg
+    monkeypatch.setattr(loop, "gpu_free_memory", lambda: 2**40)
+    assert Trainer(cfg, split).device == "cuda"
+
+
+def test_gpu_out_of_memory_is_one_line():
+    """Past the estimate (another process took the memory): the driver's error is one CLI line."""
+    from numba.cuda.cudadrv.driver import CudaAPIError
+
+    from pmtnumba_cli.common import error_line
+
+    line = error_line(CudaAPIError(2, "Call to cuMemAlloc results in CUDA_ERROR_OUT_OF_MEMORY"))
+    assert line is not None and line.startswith("the GPU ran out of memory") and "--device cpu" in line
+    assert error_line(CudaAPIError(700, "CUDA_ERROR_ILLEGAL_ADDRESS")) is None  # a bug stays a traceback
+
+
 def test_cpu_import_does_not_load_numba_cuda():
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
     code = ("import sys, pmtnumba, pmtnumba.training.loop, pmtnumba.training.compare, pmtnumba.device; "

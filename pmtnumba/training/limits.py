@@ -117,6 +117,33 @@ def encoder_buffers(encoder: str, rows: int, dim: int, layers: int, n_tasks: int
     return {"graph": graph, "propagation": (fwd + bwd) * itemsize}
 
 
+def estimate_device_memory(host_parts: dict[str, int], n_rows: int, dim: int, n_tasks: int, n_train: int,
+                           graph: bool, itemsize: int = 4) -> dict[str, int]:
+    """Bytes a ``--device cuda`` fit allocates on the GPU, by part, from the host estimate
+    ``host_parts`` (:func:`estimate_fit_memory`): the table, its moments, the step buffers and a
+    graph encoder's buffers live there too; the best-epoch copy and the evaluation stay on the host.
+    Added: the training interactions (two int64 columns, and float32 ratings) and, with a graph
+    encoder, the per-row combiner buffers over every row (``[T, N, d]`` gradients, ``[N, d]``
+    combined, ``[N, T]`` float64 weights)."""
+    out = {k: v for k, v in host_parts.items() if k not in ("best-epoch copy", "evaluation")}
+    out["training interactions"] = int(n_train) * 20
+    if graph:
+        N, d, T = int(n_rows), int(dim), int(n_tasks)
+        out["combiner rows"] = (T + 1) * N * d * itemsize + N * T * 8
+    return out
+
+
+def check_device_memory(parts: dict[str, int], free: int | None, what: str) -> int:
+    """Refuse (PmtError) a GPU run whose estimate exceeds ``free`` bytes of GPU memory (None:
+    unknown, no check); return the estimate."""
+    total = int(sum(parts.values()))
+    if free is not None and total > free:
+        detail = ", ".join(f"{k} {_fmt(v)}" for k, v in parts.items())
+        raise PmtError(f"{what} on the GPU needs about {_fmt(total)} of GPU memory ({detail}), but only "
+                       f"{_fmt(max(0, free))} is free; use a smaller --dim or --batch-size, or --device cpu")
+    return total
+
+
 def check_memory(parts: dict[str, int], what: str) -> int:
     """Refuse (PmtError) when the estimate exceeds the memory available; return the estimate."""
     total = int(sum(parts.values()))

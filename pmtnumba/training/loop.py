@@ -21,7 +21,7 @@ from ..data import load_dataset
 from ..data.samplers import epoch_batches
 from ..data.split import SplitData, make_split
 from ..encoders import make_encoder
-from ..device import gpu_name, resolve_device
+from ..device import gpu_free_memory, gpu_name, resolve_device
 from ..errors import PmtError
 from ..evaluation import evaluate
 from ..optim import Adam
@@ -123,12 +123,13 @@ class Trainer:
         #: the batch actually used: never more than the training interactions (same batches, smaller buffers)
         self.batch_size = min(cfg.batch_size, int(split.train_users.shape[0]))
         slots = sum(t.max_slots(self.batch_size) for t in self.tasks)
-        self.memory_estimate = limits.check_memory(
-            limits.estimate_fit_memory(ds.n_users, ds.n_items, cfg.dim, self.batch_size, slots, len(self.tasks),
-                                       max_k=max(cfg.ks), encoder=cfg.encoder, layers=cfg.layers,
-                                       n_train=int(split.train_users.shape[0])),
-            f"training {ds.name} with --dim {cfg.dim} and --batch-size {self.batch_size}"
-            + (f" (capped from {cfg.batch_size} at the training interactions)" if self.batch_size < cfg.batch_size else ""))
+        self._memory_parts = limits.estimate_fit_memory(
+            ds.n_users, ds.n_items, cfg.dim, self.batch_size, slots, len(self.tasks), max_k=max(cfg.ks),
+            encoder=cfg.encoder, layers=cfg.layers, n_train=int(split.train_users.shape[0]))
+        self._memory_what = (f"training {ds.name} with --dim {cfg.dim} and --batch-size {self.batch_size}"
+                             + (f" (capped from {cfg.batch_size} at the training interactions)"
+                                if self.batch_size < cfg.batch_size else ""))
+        self.memory_estimate = limits.check_memory(self._memory_parts, self._memory_what)
         #: go on (with a warning) when a loss grows by orders of magnitude, instead of stopping
         self.allow_divergence = False
         opts = dict(cfg.method_options)
@@ -164,6 +165,11 @@ class Trainer:
             if why:  # auto: fall back to the CPU, and say so
                 self.device = "cpu"
                 self.reporter.message(f"device auto: {why}; training on the cpu")
+        if self.device == "cuda":
+            limits.check_device_memory(
+                limits.estimate_device_memory(self._memory_parts, ds.n_users + ds.n_items, cfg.dim, len(self.tasks),
+                                              int(split.train_users.shape[0]), cfg.encoder != "mf"),
+                gpu_free_memory(), self._memory_what)
         self.gpu_name = gpu_name() if self.device == "cuda" else None
         self.dstep = None  # the device step (training/step_cuda.py), made when fit starts
         self._stepped = False  # whether this Trainer ran a step (its first one compiles or loads kernels)
