@@ -3,7 +3,9 @@
 Layout of a sweep directory::
 
     sweep.json      the sweep's settings (data set, base configuration, methods, space, search);
-                    a re-run must match them (only the trial budget and the method list may grow)
+                    a re-run must match them (only the trial budget and the method list may grow,
+                    and methods new to the sweep may bring values of their own: see
+                    :func:`merge_space`)
     study.journal   the Optuna studies (default storage, see :mod:`.storage`)
     trials.csv      every trial of every method, rewritten after each result
     .lock           held while a driver runs, so two drivers never share a sweep
@@ -101,6 +103,26 @@ def check_methods(methods) -> list[str]:
     return list(dict.fromkeys(methods))
 
 
+def merge_space(old: dict, new: dict, where) -> dict | None:
+    """The space of a resumed sweep: the recorded one, plus the per-method values of methods new to
+    it; None when the shared lists differ (the caller then refuses). Methods already in the sweep
+    keep exactly their recorded values (their trials were drawn from them), so the shared lists
+    must be unchanged and a new file may not give an earlier method other values; a method added
+    later may search its own (e.g. only the weight decay that did not collapse for the others)."""
+    o, n = old.get("space") or {}, new.get("space") or {}
+    if o.get("common") != n.get("common"):
+        return None
+    earlier = set(old.get("methods", []))
+    o_pm, n_pm = o.get("per_method") or {}, n.get("per_method") or {}
+    for m, vals in n_pm.items():
+        if m in earlier and o_pm.get(m) != vals:
+            raise PmtError(f"{where}: method {m!r} is already in this sweep with other values "
+                           f"({o_pm.get(m) or 'the shared ones'}); its search cannot change")
+    merged = dict(o_pm)
+    merged.update({m: vals for m, vals in n_pm.items() if m not in earlier})
+    return {"common": o.get("common"), "per_method": merged}
+
+
 class Sweep:
     """A sweep directory: its settings, storage and per-method studies."""
 
@@ -135,7 +157,10 @@ class Sweep:
         path = d / SWEEP_FILE
         if path.is_file():
             old = runio.read_json(path)
-            diff = sorted(k for k in set(old) | set(settings) if k not in _MAY_CHANGE and old.get(k) != settings.get(k))
+            space = merge_space(old, settings, d)
+            may_change = _MAY_CHANGE + (("space",) if space is not None else ())
+            settings = dict(settings, space=space or settings.get("space"))
+            diff = sorted(k for k in set(old) | set(settings) if k not in may_change and old.get(k) != settings.get(k))
             if diff:
                 raise PmtError(f"{d}: the sweep there was started with other settings ({', '.join(diff)}); "
                                f"use the same options to continue it, or another directory")
