@@ -29,27 +29,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ..data.csr import csr_contains
 from .topk import check_csr, topk_from_scores
 
 __all__ = ["metrics_from_topk", "metrics_from_scores", "per_user_metrics", "METRICS"]
 
 #: Metric names, in the column order of :func:`per_user_metrics`.
 METRICS = ("recall", "ndcg", "hr", "precision", "mrr")
-
-
-@njit(cache=True, inline="always")
-def _in_sorted(a, lo, hi, x):
-    """Whether ``x`` is in the sorted slice ``a[lo:hi]`` (binary search)."""
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        v = a[mid]
-        if v < x:
-            lo = mid + 1
-        elif v > x:
-            hi = mid
-        else:
-            return True
-    return False
 
 
 @njit(parallel=True, cache=True)
@@ -81,7 +67,7 @@ def _per_user_kernel(topk, rows, h_indptr, h_indices, ks, disc, idcg, out, valid
         j = 0
         for r in range(kmax):
             item = topk[i, r]
-            if item >= 0 and _in_sorted(h_indices, a, b, item):
+            if item >= 0 and csr_contains(h_indptr, h_indices, u, item):
                 hits += 1
                 dcg += disc[r]
                 if first == 0:
