@@ -99,23 +99,27 @@ def _settings(methods, space):
             "space": space.to_dict(), "search": "grid", "trials": None, "pruner": {}, "seed": 0, "storage": None}
 
 
-def test_a_method_added_later_may_bring_its_own_values(tmp_path):
-    """Adding methods to a sweep with values of their own keeps the earlier methods' spaces as
-    recorded; giving an earlier method other values, or changing the shared lists, is refused."""
+def test_a_method_without_trials_may_get_values_of_its_own(tmp_path):
+    """Methods added to a sweep, or whose search has not begun, may be given values of their own;
+    the methods with trials keep their recorded spaces, and the shared lists cannot change."""
+    pytest.importorskip("optuna")
     from pmtnumba.sweep.study import Sweep
 
     shared = {"lr": [0.01], "wd": [1e-4, 1e-6], "tau": [1e-2, 1e-6]}
-    Sweep.create_or_resume(tmp_path, _settings(["ew", "pmtrec"], SearchSpace(shared)))
-    later = SearchSpace(shared, {"pcgrad": {"wd": [1e-6]}, "cagrad": {"wd": [1e-6], "calpha": [0.4]}})
+    sw = Sweep.create_or_resume(tmp_path, _settings(["ew", "pmtrec"], SearchSpace(shared)))
+    sw.create_study("ew", 0).ask()  # ew's search has begun, pmtrec's not
+    later = SearchSpace(shared, {"pmtrec": {"wd": [1e-6]}, "pcgrad": {"wd": [1e-6]},
+                                 "cagrad": {"wd": [1e-6], "calpha": [0.4]}})
     sw = Sweep.create_or_resume(tmp_path, _settings(["pcgrad", "cagrad"], later))
     assert sw.methods() == ["ew", "pmtrec", "pcgrad", "cagrad"]
     assert sw.space.for_method("pcgrad") == {"lr": [0.01], "wd": [1e-6]}
     assert sw.space.grid_size("cagrad") == 1
-    assert sw.space.for_method("pmtrec") == {"lr": [0.01], "tau": [1e-2, 1e-6], "wd": [1e-4, 1e-6]}
+    assert sw.space.for_method("pmtrec") == {"lr": [0.01], "tau": [1e-2, 1e-6], "wd": [1e-6]}
+    assert sw.space.for_method("ew") == {"lr": [0.01], "wd": [1e-4, 1e-6]}
     # the merged space is what sweep.json now holds: a plain re-run of the first command continues
     again = Sweep.create_or_resume(tmp_path, _settings(["ew"], SearchSpace(shared)))
     assert again.space.for_method("cagrad") == {"calpha": [0.4], "lr": [0.01], "wd": [1e-6]}
-    with pytest.raises(PmtError, match="'ew' is already in this sweep"):
+    with pytest.raises(PmtError, match="'ew' already has trials in this sweep"):
         Sweep.create_or_resume(tmp_path, _settings(["ew"], SearchSpace(shared, {"ew": {"wd": [1e-6]}})))
     with pytest.raises(PmtError, match="other settings \\(space\\)"):
         Sweep.create_or_resume(tmp_path, _settings(["rlw"], SearchSpace(dict(shared, lr=[0.005]))))

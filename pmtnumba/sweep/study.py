@@ -103,20 +103,24 @@ def check_methods(methods) -> list[str]:
     return list(dict.fromkeys(methods))
 
 
-def merge_space(old: dict, new: dict, where) -> dict | None:
-    """The space of a resumed sweep: the recorded one, plus the per-method values of methods new to
-    it; None when the shared lists differ (the caller then refuses). Methods already in the sweep
-    keep exactly their recorded values (their trials were drawn from them), so the shared lists
-    must be unchanged and a new file may not give an earlier method other values; a method added
-    later may search its own (e.g. only the weight decay that did not collapse for the others)."""
+def merge_space(old: dict, new: dict, where, started) -> dict | None:
+    """The space of a resumed sweep: the recorded one, plus the per-method values the new settings
+    give methods that have no trial yet; None when the shared lists differ (the caller then
+    refuses). A method with trials keeps exactly its recorded values (its trials were drawn from
+    them), so the shared lists must be unchanged and it may not be given other values; a method
+    added later, or one whose search has not begun, may search values of its own (e.g. only the
+    weight decay that did not collapse for the others). ``started()``: the methods with a trial
+    (called only when the per-method values differ: it reads the storage)."""
     o, n = old.get("space") or {}, new.get("space") or {}
     if o.get("common") != n.get("common"):
         return None
-    earlier = set(old.get("methods", []))
     o_pm, n_pm = o.get("per_method") or {}, n.get("per_method") or {}
+    if all(o_pm.get(m) == vals for m, vals in n_pm.items()):
+        return o
+    earlier = started()
     for m, vals in n_pm.items():
         if m in earlier and o_pm.get(m) != vals:
-            raise PmtError(f"{where}: method {m!r} is already in this sweep with other values "
+            raise PmtError(f"{where}: method {m!r} already has trials in this sweep, drawn from other values "
                            f"({o_pm.get(m) or 'the shared ones'}); its search cannot change")
     merged = dict(o_pm)
     merged.update({m: vals for m, vals in n_pm.items() if m not in earlier})
@@ -157,7 +161,8 @@ class Sweep:
         path = d / SWEEP_FILE
         if path.is_file():
             old = runio.read_json(path)
-            space = merge_space(old, settings, d)
+            recorded = cls(d, dict(old, storage=settings.get("storage") or old.get("storage") or storage_mod.DEFAULT_SPEC))
+            space = merge_space(old, settings, d, lambda: recorded.started_methods(old.get("methods", [])))
             may_change = _MAY_CHANGE + (("space",) if space is not None else ())
             settings = dict(settings, space=space or settings.get("space"))
             diff = sorted(k for k in set(old) | set(settings) if k not in may_change and old.get(k) != settings.get(k))
@@ -181,6 +186,10 @@ class Sweep:
         if self._storage is None:
             self._storage = storage_mod.open_storage(self.storage_spec)
         return self._storage
+
+    def started_methods(self, methods) -> set[str]:
+        """Those of ``methods`` whose study holds a trial (in any state)."""
+        return {m for m in methods if (st := self.load_study(m)) is not None and st.trials}
 
     def study_name(self, method: str) -> str:
         return f"{self.settings['name']}/{method}"
