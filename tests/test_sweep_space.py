@@ -123,3 +123,22 @@ def test_a_method_without_trials_may_get_values_of_its_own(tmp_path):
         Sweep.create_or_resume(tmp_path, _settings(["ew"], SearchSpace(shared, {"ew": {"wd": [1e-6]}})))
     with pytest.raises(PmtError, match="other settings \\(space\\)"):
         Sweep.create_or_resume(tmp_path, _settings(["rlw"], SearchSpace(dict(shared, lr=[0.005]))))
+
+
+def test_one_seed_report_says_there_is_no_paired_test(tmp_path):
+    """A report on one seed gives its table and says why there is no t-test (not a column of NaN)."""
+    pytest.importorskip("scipy")
+    from pmtnumba.sweep.report import _table
+
+    def run(method, seed, r):
+        return {"method": method, "seed": seed, "status": "ok", **{f"{m}@{k}": r for m in ("recall", "ndcg", "hr")
+                                                                  for k in (20,)}}
+
+    one = [run("ew", 0, 0.1), run("pmtrec", 0, 0.2)]
+    _table(one, ["ew", "pmtrec"], (20,), "cap", tmp_path / "t1")
+    text = (tmp_path / "t1.md").read_text()
+    assert "No paired t-test" in text and "nan" not in text
+    two = one + [run("ew", 1, 0.12), run("pmtrec", 1, 0.25)]
+    _table(two, ["ew", "pmtrec"], (20,), "cap", tmp_path / "t2")
+    text = (tmp_path / "t2.md").read_text()
+    assert "| ew | pmtrec |" in text and "No paired t-test" not in text

@@ -142,7 +142,9 @@ def _table(runs, methods, ks, caption, path_stem: Path, tests: bool = True) -> l
             row.update(pt[row["method"]])
     runio.write_csv(path_stem.with_suffix(".csv"), summary)
     md = format_markdown(summary, caption)
-    if tests:
+    if tests and max((row["n_seeds"] for row in summary), default=0) < 2:
+        md += "\nNo paired t-test: it needs at least two seeds per method (one here).\n"
+    elif tests:
         md += "\nPaired t-test over seeds (scipy.stats.ttest_rel) of each method against the best other method " \
               "by mean test R@20:\n\n| Method | vs | p (R@20) | p (N@20) |\n|---|---|:-:|:-:|\n"
         for row in summary:
