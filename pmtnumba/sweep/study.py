@@ -4,7 +4,7 @@ Layout of a sweep directory::
 
     sweep.json      the sweep's settings (data set, base configuration, methods, space, search);
                     a re-run must match them (only the trial budget and the method list may grow,
-                    and methods new to the sweep may bring values of their own: see
+                    and methods without a trial yet may get values of their own: see
                     :func:`merge_space`)
     study.journal   the Optuna studies (default storage, see :mod:`.storage`)
     trials.csv      every trial of every method, rewritten after each result
@@ -122,9 +122,7 @@ def merge_space(old: dict, new: dict, where, started) -> dict | None:
         if m in earlier and o_pm.get(m) != vals:
             raise PmtError(f"{where}: method {m!r} already has trials in this sweep, drawn from other values "
                            f"({o_pm.get(m) or 'the shared ones'}); its search cannot change")
-    merged = dict(o_pm)
-    merged.update({m: vals for m, vals in n_pm.items() if m not in earlier})
-    return {"common": o.get("common"), "per_method": merged}
+    return {"common": o.get("common"), "per_method": {**o_pm, **n_pm}}  # started methods: values unchanged
 
 
 class Sweep:
