@@ -104,7 +104,8 @@ def _methods(text: str) -> list[str]:
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda", "auto"]),
               help="Where every trial (and the report's seed runs) trains: cpu, cuda (each worker on its GPU; needs "
                    "the `cuda` extra there) or auto (the embedded cluster: decided here, once; with --scheduler: by "
-                   "each worker).")
+                   "each worker). A sweep may go on on another device than it began on; trials.csv says where "
+                   "each trial ran.")
 @click.option("--epochs", default=300, show_default=True, type=int, help="Maximum epochs per trial.")
 @click.option("--patience", default=10, show_default=True, type=int, help="Validations without improvement before stopping.")
 @click.option("--eval-every", default=1, show_default=True, type=int, help="Validate every N epochs.")
@@ -220,10 +221,13 @@ def run(sweep_dir, dataset, valid_file, test_file, holdout, tasks, methods, spac
 @click.option("--storage", default=None, help="The sweep's Optuna storage if not the one in sweep.json.")
 @click.option("--scheduler", default=None, help="Address of an existing Dask scheduler (default: embedded cluster).")
 @click.option("--workers", "n_workers", default=None, type=int, help="Embedded cluster: worker processes.")
+@click.option("--device", default=None, type=click.Choice(["cpu", "cuda", "auto"]),
+              help="Where the runs the report trains go (as `sweep run --device`); default: the sweep's. "
+                   "Runs an earlier report trained on another device are reused.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @friendly_errors
 def report(sweep_dir, seeds, sensitivity, sens_alpha, sens_tau, ablation, reuse_study_seed, storage, scheduler,
-           n_workers, quiet):
+           n_workers, device, quiet):
     """Best configuration per method, re-run on --seeds: Table 2, ablation, alpha/tau sensitivity.
 
     Writes DIR/report/: best.csv, table2.csv/.md (mean ± std and paired t-tests against the best
@@ -246,10 +250,14 @@ def report(sweep_dir, seeds, sensitivity, sens_alpha, sens_tau, ablation, reuse_
         live.echo(text)
 
     values = {p: parse_list(text, p) for p, text in (("alpha", sens_alpha), ("tau", sens_tau)) if text is not None}
+    if device not in (None, "cpu") and scheduler is None:  # the embedded cluster's workers share this machine's GPU
+        from .common import pick_device
+
+        device = pick_device(device)
     with live:
         paths = run_report(sweep_dir, _parse_seeds(seeds), scheduler=scheduler, n_workers=n_workers, storage=storage,
                            sensitivity=sensitivity, ablation=ablation, reuse_study_seed=reuse_study_seed,
-                           sensitivity_values=values, progress=None if quiet else progress)
+                           sensitivity_values=values, device=device, progress=None if quiet else progress)
     click.echo(Path(paths["table2"]).read_text())
     if "ablation" in paths:
         click.echo(Path(paths["ablation"]).read_text())

@@ -114,7 +114,9 @@ def test_local_cluster_sweep(local_sweep):
         assert ua["valid"]["recall@20"] == pytest.approx(t.value)
         assert 0 < ua["test"]["recall@20"] <= 1 and ua["seconds"] > 0
         assert ua["pmtnumba_version"] and "git_commit" in ua
+        assert ua["device"] == "cpu"
         assert len(t.intermediate_values) == ua["epochs_run"]  # one report per validation
+    assert {r["device"] for r in rows if r["state"] == "COMPLETE"} == {"cpu"}
     # re-running the finished sweep trains nothing and counts nothing twice
     res2 = CliRunner().invoke(main, _args(d, _cfg_dataset(d), "--workers", "2"))
     assert res2.exit_code == 0, res2.output
@@ -460,3 +462,39 @@ def test_sweep_device_reaches_every_trial(tmp_path, tiny_csv, scheduler):
     local = CliRunner().invoke(main, args[:2] + [str(tmp_path / "dev2")] + args[3:] + ["--workers", "1"])
     assert local.exit_code != 0 and "--device cuda" in local.output and "Traceback" not in local.output
     assert not (tmp_path / "dev2" / "trials.csv").exists()
+    # a sweep may go on on another device (the trial failed, and a failed trial counts: nothing to do)
+    cpu = CliRunner().invoke(main, args[:-1] + ["cpu", "--scheduler", scheduler])
+    assert cpu.exit_code == 0 and "nothing to do" in cpu.output, cpu.output
+    assert Sweep.open(d).settings["base_config"]["device"] == "cpu"
+    other = CliRunner().invoke(main, args[:-1] + ["cpu", "--epochs", "3", "--scheduler", scheduler])
+    assert other.exit_code == 2 and "other settings (base_config)" in other.output
+
+
+def test_report_device_reaches_its_runs(local_sweep, scheduler, tmp_path):
+    """`sweep report --device cuda` trains its seed runs on the GPU: on workers without one (these)
+    each such run fails with the device error, said in one line, and the study's seed stays."""
+    import shutil
+
+    d = tmp_path / "sweep"
+    shutil.copytree(local_sweep[0], d, ignore=shutil.ignore_patterns("report", ".lock"))
+    res = CliRunner().invoke(main, ["sweep", "report", str(d), "--seeds", "0,1", "--no-sensitivity", "--no-ablation",
+                                    "--device", "cuda", "--scheduler", scheduler])
+    assert "(2 training run(s))" in res.output, res.output
+    assert res.output.count("--device cuda") == 2 and "Traceback" not in res.output
+
+
+def test_earlier_runs_on_another_device_are_taken():
+    """A seed run trained on the CPU stands for the same run on the GPU (`sweep report --device`),
+    as the study's trials do; any other difference of configuration still does not match."""
+    import dataclasses
+
+    from pmtnumba.sweep.report import _earlier_row
+
+    base = FitConfig(dataset="videogame", tasks=["bpr"], threads=1, device="cpu")
+    opts = {"lr": 0.01, "wd": 1e-5}
+    cfg = {"dataset_stats": {"name": "videogame"}, "methods": ["ew"], "method_options": {"ew": opts},
+           "base_config": base.to_dict()}
+    ran = [cfg, [{"method": "ew", "seed": "1", "status": "ok", "recall@20": "0.1"}]]
+    assert _earlier_row([ran], "ew", 1, opts, dataclasses.replace(base, device="cuda"))["recall@20"] == "0.1"
+    assert _earlier_row([ran], "ew", 1, opts, dataclasses.replace(base, device="auto"))["recall@20"] == "0.1"
+    assert _earlier_row([ran], "ew", 1, opts, dataclasses.replace(base, device="cuda", dim=16)) is None

@@ -199,7 +199,8 @@ def _earlier_runs(seeds_dir: Path) -> list[tuple[dict, list[dict]]]:
 def _same_config(saved: dict, config) -> bool:
     """Whether the seed directory whose ``config.json`` is ``saved`` trained with the base
     configuration ``config`` (fields added since take their defaults, which keep the earlier
-    behaviour; a field since removed never matches). ``tasks`` None is the data set's default task
+    behaviour; a field since removed never matches; the device is not compared: a run on the CPU
+    stands for one on the GPU, as the study's trials do). ``tasks`` None is the data set's default task
     list, resolved with the data set name the run recorded: so a BPR-only run (tasks ``bpr``) is
     never taken for a multi-task one, even where their options are the same."""
     from ..tasks import default_tasks
@@ -211,6 +212,7 @@ def _same_config(saved: dict, config) -> bool:
         return False
     name = saved.get("dataset_stats", {}).get("name")
     for d in (old, new):
+        d.pop("device")
         if d["tasks"] is None:
             if name is None:
                 return False
@@ -266,9 +268,11 @@ def check_sensitivity_values(values: dict | None) -> dict:
 
 def run_report(sweep_dir, seeds: list[int], *, scheduler=None, n_workers=None, storage=None,
                sensitivity: bool = True, ablation: bool = True, reuse_study_seed: bool = True,
-               sensitivity_values: dict | None = None, progress=None) -> dict:
+               sensitivity_values: dict | None = None, device: str | None = None, progress=None) -> dict:
     """Write the report files into ``<sweep_dir>/report``; return their paths by name.
-    ``sensitivity_values``: the alpha and/or tau values of Figure 5 (default: the search space's)."""
+    ``sensitivity_values``: the alpha and/or tau values of Figure 5 (default: the search space's).
+    ``device``: where the runs it trains go (``cpu``, ``cuda``, ``auto``; default: the sweep's);
+    seed runs trained earlier on another device are reused, as the trials themselves are."""
     from .executor import open_client
     from .trial import run_trial
 
@@ -292,6 +296,9 @@ def run_report(sweep_dir, seeds: list[int], *, scheduler=None, n_workers=None, s
 
     base = base_config_of(sweep.settings)
     base.threads, base.checkpoint_every, base.record_weights = 1, 0, False
+    if device is not None:
+        base.device = device
+    trial_base = dict(sweep.settings["base_config"], seed=sweep.settings["seed"], device=base.device)
     jobs, reused = [], []
     study_seed = int(sweep.settings["seed"])
     earlier = _earlier_runs(out / "seeds")
@@ -357,7 +364,7 @@ def run_report(sweep_dir, seeds: list[int], *, scheduler=None, n_workers=None, s
                 futs[f] = ("train", name, s)
             for row, pt in (todo if points else []):
                 spec = {"study": None, "storage": None, "trial_id": None, "number": -1, "method": "pmtrec",
-                        "params": pt["params"], "base_config": dict(sweep.settings["base_config"], seed=sweep.settings["seed"]),
+                        "params": pt["params"], "base_config": trial_base,
                         "pruner": {"name": "none"}}
                 futs[client.submit(run_trial, spec, pure=False)] = ("sens", row, None)
             prog = RunProgress(n_jobs, parallel=True, unit="tasks")  # parallel workers: throughput

@@ -4,8 +4,8 @@ Layout of a sweep directory::
 
     sweep.json      the sweep's settings (data set, base configuration, methods, space, search);
                     a re-run must match them (only the trial budget and the method list may grow,
-                    and methods without a trial yet may get values of their own: see
-                    :func:`merge_space`)
+                    methods without a trial yet may get values of their own, see
+                    :func:`merge_space`, and the device may change, see :func:`_what_trials_compute`)
     study.journal   the Optuna studies (default storage, see :mod:`.storage`)
     trials.csv      every trial of every method, rewritten after each result
     .lock           held while a driver runs, so two drivers never share a sweep
@@ -34,10 +34,17 @@ from .space import BPR_ONLY, METHOD_PARAMS, SearchSpace
 SWEEP_FILE = "sweep.json"
 TRIALS_FILE = "trials.csv"
 
-#: Settings of a sweep that a re-run may change (everything else must match the first run).
-#: Settings a re-run may differ in; ``name`` (the directory's name when the sweep began) names the
+#: Settings a re-run may differ in (everything else must match the first run); ``name`` (the directory's name when the sweep began) names the
 #: studies in the storage, so a renamed or moved directory keeps the recorded one.
 _MAY_CHANGE = ("trials", "methods", "storage", "created", "versions", "git_commit", "name")
+
+
+def _what_trials_compute(settings: dict) -> dict:
+    """The settings without the device: where trials train (CPU or GPU) does not change what they
+    compute beyond floating-point rounding, so a sweep begun on CPUs may go on on GPUs (each trial
+    records the device it ran on in its configuration)."""
+    base = {k: v for k, v in (settings.get("base_config") or {}).items() if k != "device"}
+    return dict(settings, base_config=base)
 
 
 def git_commit() -> str | None:
@@ -163,7 +170,8 @@ class Sweep:
             space = merge_space(old, settings, d, lambda: recorded.started_methods(old.get("methods", [])))
             may_change = _MAY_CHANGE + (("space",) if space is not None else ())
             settings = dict(settings, space=space or settings.get("space"))
-            diff = sorted(k for k in set(old) | set(settings) if k not in may_change and old.get(k) != settings.get(k))
+            a, b = _what_trials_compute(old), _what_trials_compute(settings)
+            diff = sorted(k for k in set(a) | set(b) if k not in may_change and a.get(k) != b.get(k))
             if diff:
                 raise PmtError(f"{d}: the sweep there was started with other settings ({', '.join(diff)}); "
                                f"use the same options to continue it, or another directory")
@@ -250,6 +258,7 @@ class Sweep:
                     "best_epoch": t.user_attrs.get("best_epoch", ""),
                     "epochs_run": t.user_attrs.get("epochs_run", ""),
                     "seconds": t.user_attrs.get("seconds", ""),
+                    "device": t.user_attrs.get("device", ""),
                     "duplicate_of": t.user_attrs.get("duplicate_of", ""),
                     "error": t.user_attrs.get("error", ""),
                 })
@@ -357,7 +366,7 @@ def run_sweep(sweep_dir, settings: dict, *, scheduler: str | None = None, n_work
         def record(m, trial, res: dict):
             nonlocal n_session
             for k in ("config", "valid", "test", "best_epoch", "epochs_run", "stopped_early", "train_seconds",
-                      "seconds", "worker", "error", "duplicate_of"):
+                      "seconds", "worker", "device", "error", "duplicate_of"):
                 if k in res:
                     trial.set_user_attr(k, res[k])
             trial.set_user_attr("pmtnumba_version", __version__)

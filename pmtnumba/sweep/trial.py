@@ -111,6 +111,7 @@ def run_trial(spec: dict) -> dict:
         numba.set_num_threads(1)
         cfg = trial_config(spec)
         trainer = Trainer(cfg, reporter=_reporter(spec, cfg.monitor))
+        out["device"] = trainer.device  # "cpu" or "cuda": what --device auto resolved to on this worker
         result = trainer.fit()
     except _Pruned as p:
         out.update(status="pruned", value=p.value, epochs_run=p.epoch, error=str(p))
