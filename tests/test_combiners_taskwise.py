@@ -466,3 +466,21 @@ def test_registry_names():
         assert cls.name == name
     with pytest.raises(ValueError, match="unknown method"):
         make_combiner("mgda")
+
+
+@pytest.mark.parametrize("name, event", [("pcgrad", "projected"), ("gradvac", "adjusted")])
+def test_projection_events_count_the_steps_that_changed_a_gradient(name, event):
+    """PCGrad's ``projected`` and GradVac's ``adjusted`` (curve.csv's ``combiner_<event>``) count
+    the steps whose combination differs from EW's: none while the tasks agree, one per step with a
+    conflict; so a run whose count stays 0 trained exactly as EW."""
+    c = make_combiner(name)
+    base = np.random.default_rng(5).standard_normal(D)
+    agree = np.stack([base + 0.1 * np.random.default_rng(s).standard_normal(D) for s in (1, 2, 3)])
+    assert (gram(agree)[np.triu_indices(3, 1)] > 0).all()
+    g = c(agree.reshape(3, 20, 30), ctx(step=1)).reshape(-1)
+    assert c.events() == {event: 0}
+    np.testing.assert_allclose(g, agree.sum(0), rtol=1e-12)
+    conflict = agree.copy()
+    conflict[2] = -base
+    c(conflict.reshape(3, 20, 30), ctx(step=2))
+    assert c.events() == {event: 1}

@@ -81,6 +81,7 @@ class GradVac(TaskwiseCombiner):
         self.eps = float(eps)
         self.rho_hat = None
         self.last_weights = None
+        self.adjusted = 0
 
     def task_weights(self, A: np.ndarray, T: int, ctx: StepContext) -> np.ndarray:
         if self.rho_hat is None:
@@ -88,8 +89,13 @@ class GradVac(TaskwiseCombiner):
         elif self.rho_hat.shape != (T, T):
             raise ValueError(f"gradvac: state is for {self.rho_hat.shape[0]} tasks, got {T}")
         C = gradvac_coefficients(A, require_rng(ctx, self.name), self.rho_hat, self.beta, self.eps)
+        self.adjusted += bool((C != np.eye(T)).any())
         self.last_weights = C.sum(axis=0)
         return self.last_weights
+
+    def events(self) -> dict:
+        """``adjusted``: steps in which some similarity fell below its target and was raised."""
+        return {"adjusted": self.adjusted}
 
     def state_dict(self) -> dict:
         return {} if self.rho_hat is None else {"rho_hat": self.rho_hat.copy()}

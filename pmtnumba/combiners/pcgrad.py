@@ -47,18 +47,27 @@ def pcgrad_combine(G2d: np.ndarray, rng: np.random.Generator, eps: float = 1e-8)
 
 
 class PCGrad(TaskwiseCombiner):
-    """Project conflicting gradients; stateless, random orders from ``ctx.rng``."""
+    """Project conflicting gradients; stateless, random orders from ``ctx.rng``.
+
+    ``events()["projected"]`` counts the steps in which any projection happened: where it stays 0
+    no two task gradients conflicted and PCGrad's step was EW's (curve.csv, ``combiner_projected``).
+    """
 
     name = "pcgrad"
 
     def __init__(self, eps: float = 1e-8):
         self.eps = float(eps)
         self.last_weights = None
+        self.projected = 0
 
     def task_weights(self, A: np.ndarray, T: int, ctx: StepContext) -> np.ndarray:
         C = pcgrad_coefficients(A, require_rng(ctx, self.name), self.eps)
+        self.projected += bool((C != np.eye(T)).any())
         self.last_weights = C.sum(axis=0)
         return self.last_weights
 
     def config(self) -> dict:
         return {"eps": self.eps}
+
+    def events(self) -> dict:
+        return {"projected": self.projected}
