@@ -332,6 +332,37 @@ def test_report_sensitivity_values_from_the_command_line(local_sweep, scheduler,
     assert bad.exit_code == 2 and "--alpha: 0.9 is not a number >= 1" in bad.output
 
 
+def test_figure5_points_at_alpha_1_and_tau_1_are_the_ablation_runs(local_sweep, scheduler, tmp_path):
+    """PMTRec with alpha 1 is PMTRec-NoFocus, with tau 1 PMTRec-NoBalance: the report takes those
+    Figure 5 points from the ablations' runs on the study's seed (trained once, not twice), and
+    training the point itself gives the same run to the last digit."""
+    import shutil
+
+    from pmtnumba.sweep.trial import run_trial
+
+    d = tmp_path / "sweep"
+    shutil.copytree(local_sweep[0], d, ignore=shutil.ignore_patterns("report", ".lock"))
+    res = CliRunner().invoke(main, ["sweep", "report", str(d), "--seeds", "0", "--alpha", "1.0,1.1",
+                                    "--tau", "1,0.5", "--scheduler", scheduler])
+    assert res.exit_code == 0, res.output
+    assert "(2 training run(s)), 1 sensitivity run(s)" in res.output  # the two ablations; tau 0.5
+    with open(d / "report" / "sensitivity.csv", newline="") as f:
+        sens = {(r["param"], float(r["value"])): r for r in csv.DictReader(f)}
+    with open(d / "report" / "runs.csv", newline="") as f:
+        runs = {r["method"]: r for r in csv.DictReader(f)}
+    sw = Sweep.open(d)
+    for point, ab in ((("alpha", 1.0), "pmtrec-nofocus"), (("tau", 1.0), "pmtrec-nobalance")):
+        row = sens[point]
+        assert row["source"] == f"{ab} run (seed 0)"
+        assert row["test_recall@20"] == runs[ab]["recall@20"] and row["valid_recall@20"] == runs[ab]["valid_recall@20"]
+        params = dict(sw.load_study("pmtrec").best_params, **{point[0]: point[1]})
+        spec = {"study": None, "storage": None, "trial_id": None, "number": -1, "method": "pmtrec", "params": params,
+                "base_config": dict(sw.settings["base_config"], seed=0), "pruner": {"name": "none"}}
+        trained = run_trial(spec)
+        assert trained["test"]["recall@20"] == pytest.approx(float(runs[ab]["recall@20"]), rel=1e-12)
+    assert sens[("tau", 0.5)]["source"] == "trained (seed 0)"
+
+
 def test_earlier_runs_of_bpr_only_are_not_taken_for_ew():
     """BPR only trains EW on tasks [bpr]; with the data set's default task list (tasks None) and
     the same lr/wd, EW's multi-task run must not be taken from BPR only's directory (nor the

@@ -21,7 +21,8 @@
 5. ``sensitivity.csv`` (Figure 5): validation and test Recall@20 of PMTRec with alpha, then tau,
    set to each value of the search space (or of ``sensitivity_values``: Figure 5 without a search
    over alpha x tau) and the other parameters at their best; points the study already trained to
-   the end are taken from it, the others trained on the study's seed.
+   the end are taken from it, those equal to an ablation's configuration (alpha 1, tau 1) from
+   the ablation's run on the study's seed, the others trained on the study's seed.
 6. With matplotlib (the ``plot`` extra): ``ablation.png`` and ``sensitivity.png``.
 """
 
@@ -164,6 +165,16 @@ def _row_from_trial(sweep: Sweep, method: str, b: dict, seed: int) -> dict | Non
             "epochs_run": ua.get("epochs_run"), "stopped_early": ua.get("stopped_early"),
             "train_seconds": ua.get("train_seconds"), "seconds_per_epoch": math.nan,
             "split_sha1": f"study trial {t.number}", f"valid_{monitor}": t.value, **ua["test"]}
+
+
+def _ablation_points(best: dict) -> dict[str, str]:
+    """``{params as JSON: ablation}`` for the ablations in ``best``: PMTRec with alpha 1 *is*
+    PMTRec-NoFocus and with tau 1 PMTRec-NoBalance (:data:`pmtnumba.combiners.pmtrec.FIXED`; the
+    same run, bit for bit), so a Figure 5 point at such a value is taken from the ablation's run
+    on the study's seed instead of being trained twice."""
+    from ..combiners.pmtrec import FIXED
+
+    return {json.dumps(dict(best[m]["params"], **FIXED[m]), sort_keys=True): m for m in FIXED if m in best}
 
 
 def _sensitivity_points(sweep: Sweep, best: dict, values: dict | None = None) -> list[dict]:
@@ -333,7 +344,8 @@ def run_report(sweep_dir, seeds: list[int], *, scheduler=None, n_workers=None, s
                 old = {r["params"]: r for r in csv.DictReader(f)}
         st = sweep.load_study("pmtrec")
         complete = {_key(t.params): t for t in st.get_trials(deepcopy=False) if t.state == op.trial.TrialState.COMPLETE}
-        todo = []
+        same_as = _ablation_points(best) if study_seed in seeds else {}
+        todo, from_ablation = [], []
         for pt in points:
             pkey = json.dumps(pt["params"], sort_keys=True)
             row = {"method": pt["method"], "param": pt["param"], "value": pt["value"], "params": pkey}
@@ -344,8 +356,10 @@ def run_report(sweep_dir, seeds: list[int], *, scheduler=None, n_workers=None, s
                             "valid_ndcg@20": t.user_attrs.get("valid", {}).get("ndcg@20", math.nan),
                             "test_ndcg@20": t.user_attrs.get("test", {}).get("ndcg@20", math.nan),
                             "source": f"study trial {t.number}"})
-            elif pkey in old and old[pkey].get("source"):
+            elif pkey in old and old[pkey].get("source") and not old[pkey]["source"].startswith("failed"):
                 row.update({k: old[pkey][k] for k in old[pkey] if k not in row})
+            elif pkey in same_as:  # an ablation's run on the study's seed: taken from it below
+                from_ablation.append((row, same_as[pkey]))
             else:
                 todo.append((row, pt))
             sens_rows.append(row)
@@ -416,6 +430,18 @@ def run_report(sweep_dir, seeds: list[int], *, scheduler=None, n_workers=None, s
             r["method"] = name
             runs.append(r)
     runio.write_csv(out / "runs.csv", runs)
+    if points and from_ablation:
+        monitor = base.monitor
+        for row, ab in from_ablation:
+            r = next((r for r in runs if r["method"] == ab and int(r["seed"]) == study_seed
+                      and r.get("status", "ok") == "ok"), None)
+            if r is None:
+                row.update(source=f"failed: the {ab} run of seed {study_seed} did not finish")
+                continue
+            row.update({"valid_recall@20": r.get("valid_recall@20", math.nan) if monitor == "recall@20" else math.nan,
+                        "test_recall@20": r["recall@20"], "valid_ndcg@20": r.get("valid_ndcg@20", math.nan),
+                        "test_ndcg@20": r["ndcg@20"], "source": f"{ab} run (seed {study_seed})"})
+        runio.write_csv(sens_path, sens_rows)
     ks = tuple(base.ks)
     ds_name = Path(str(sweep.settings["dataset"])).stem
     adam = sweep.settings["base_config"].get("adam_mode")
