@@ -142,6 +142,9 @@ def _per_method_options(methods, alpha, tau, drop_absent, pairs) -> dict[str, di
                    "tuned per shipped data set and kind of task set, else 1e-4.")
 @click.option("--reg", default=0.0, show_default=True, type=float,
               help="The published LightGCN/NGCF regulariser: reg * 0.5 * (||e_u||^2 + ||e_i||^2 + ||e_j||^2) / B over the batch's BPR triplets on the ego (layer-0) embeddings, added to the loss and, after the combiner, to the gradient (docs/gradients.md section 12). 0: off.")
+@click.option("--adam", "adam_mode", default="sparse", show_default=True, type=click.Choice(["sparse", "dense"]),
+              help="Adam of every method: sparse updates only the rows a step touched; dense every row every step "
+                   "(as PyTorch's Adam, the paper's setting).")
 @click.option("--epochs", default=300, show_default=True, type=int, help="Maximum epochs.")
 @click.option("--patience", default=10, show_default=True, type=int, help="Validations without improvement before stopping.")
 @click.option("--eval-every", default=1, show_default=True, type=int, help="Validate every N epochs (and after the last).")
@@ -160,7 +163,7 @@ def _per_method_options(methods, alpha, tau, drop_absent, pairs) -> dict[str, di
 @click.option("--quiet", is_flag=True, help="No progress output; only the final table.")
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["cpu", "cuda", "auto"]), help=DEVICE_HELP)
 @friendly_errors
-def compare(dataset, valid_file, test_file, holdout, select_on, methods, seeds, tasks, alpha, tau, drop_absent, method_opts, encoder, layers, dim, batch_size, lr, wd, reg, epochs,
+def compare(dataset, valid_file, test_file, holdout, select_on, methods, seeds, tasks, alpha, tau, drop_absent, method_opts, encoder, layers, dim, batch_size, lr, wd, reg, adam_mode, epochs,
             patience, eval_every, monitor, threads, data_dir, out_dir, run_dirs, record_weights, resume, quiet, device):
     """Train several methods on the same splits (one per seed) and tabulate mean ± std test metrics.
 
@@ -182,7 +185,7 @@ def compare(dataset, valid_file, test_file, holdout, select_on, methods, seeds, 
     lr, wd = default_lr_wd(dataset, method_list, task_list, opts, lr, wd)
     cfg = FitConfig(
         dataset=dataset, tasks=task_list,
-        method=method_list[0], encoder=encoder, layers=layers, dim=dim, batch_size=batch_size, lr=lr, wd=wd, reg=reg, epochs=epochs, patience=patience,
+        method=method_list[0], encoder=encoder, layers=layers, dim=dim, batch_size=batch_size, lr=lr, wd=wd, reg=reg, adam_mode=adam_mode, epochs=epochs, patience=patience,
         eval_every=eval_every, monitor=monitor, threads=threads, data_dir=data_dir, record_weights=record_weights,
         device=device, **split_kwargs(valid_file, test_file, holdout, select_on, absolute=True),
     )

@@ -171,12 +171,14 @@ def test_cli_compare_end_to_end_and_errors(tmp_path):
     runner = CliRunner()
     r = runner.invoke(main, ["compare", "--dataset", str(csv), "--methods", "ew,rlw", "--seeds", "0,1", "--epochs", "1",
                              "--batch-size", "64", "--dim", "8", "--threads", "1", "-o", "rlw:per=epoch",
-                             "--reg", "1e-3", "--out", str(out), "--quiet"])
+                             "--reg", "1e-3", "--adam", "dense", "--out", str(out), "--quiet"])
     assert r.exit_code == 0, r.output
     assert "RLW" in r.output and f"written to {out}" in r.output
     meta = json.loads((out / "config.json").read_text())
     assert meta["method_options"] == {"rlw": {"per": "epoch"}} and meta["base_config"]["reg"] == 1e-3
-    assert json.loads((out / "rlw" / "seed1" / "config.json").read_text())["reg"] == 1e-3
+    assert meta["base_config"]["adam_mode"] == "dense"
+    run_cfg = json.loads((out / "rlw" / "seed1" / "config.json").read_text())
+    assert run_cfg["reg"] == 1e-3 and run_cfg["adam_mode"] == "dense"
     assert len(pd.read_csv(out / "runs.csv")) == 4
     for args in (["--methods", "ew,nosuch"], ["--methods", "ew", "-o", "pcgrad:x=1"], ["--methods", "ew", "--alpha", "2"],
                  ["--methods", "ew", "-o", "calpha=1"], ["--methods", "ew", "--seeds", "a"],
@@ -185,6 +187,8 @@ def test_cli_compare_end_to_end_and_errors(tmp_path):
         lines = r.output.strip().splitlines()
         assert r.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error:"), (args, r.output)
     assert "nosuch" in runner.invoke(main, ["compare", "--dataset", str(csv), "--methods", "nosuch"]).output
+    r = runner.invoke(main, ["compare", "--dataset", str(csv), "--methods", "ew", "--adam", "lazy"])
+    assert r.exit_code == 2 and "'--adam'" in r.output and "Traceback" not in r.output
 
 
 def test_per_method_wd_override(tmp_path):
