@@ -34,15 +34,16 @@ from .space import BPR_ONLY, METHOD_PARAMS, SearchSpace
 SWEEP_FILE = "sweep.json"
 TRIALS_FILE = "trials.csv"
 
-#: Settings a re-run may differ in (everything else must match the first run); ``name`` (the directory's name when the sweep began) names the
-#: studies in the storage, so a renamed or moved directory keeps the recorded one.
+#: Settings a re-run may differ in (everything else must match the first run); ``name`` (the
+#: directory's name when the sweep began) names the studies in the storage, so a renamed or moved
+#: directory keeps the recorded one.
 _MAY_CHANGE = ("trials", "methods", "storage", "created", "versions", "git_commit", "name")
 
 
 def _what_trials_compute(settings: dict) -> dict:
     """The settings without the device: where trials train (CPU or GPU) does not change what they
     compute beyond floating-point rounding, so a sweep begun on CPUs may go on on GPUs (each trial
-    records the device it ran on in its configuration)."""
+    records the device it ran on: ``device`` in trials.csv)."""
     base = {k: v for k, v in (settings.get("base_config") or {}).items() if k != "device"}
     return dict(settings, base_config=base)
 
