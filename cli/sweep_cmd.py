@@ -53,6 +53,16 @@ class _Status:
         return f"{head} | {_fmt_eta(now - self.t0)} elapsed | ~{left} left"
 
 
+def _device_here(device: str | None, scheduler: str | None) -> str | None:
+    """``--device`` as the trials get it: resolved (and checked) here for the embedded cluster,
+    whose workers share this machine's GPU; left to each worker with ``--scheduler``."""
+    if device in (None, "cpu") or scheduler is not None:
+        return device
+    from .common import pick_device
+
+    return pick_device(device)
+
+
 def _methods(text: str) -> list[str]:
     from pmtnumba.sweep.space import BPR_ONLY
     from pmtnumba.training.compare import PAPER_METHODS
@@ -156,10 +166,7 @@ def run(sweep_dir, dataset, valid_file, test_file, holdout, tasks, methods, spac
                     adam_mode=adam_mode, reg=reg, epochs=epochs, patience=patience, eval_every=eval_every, monitor=monitor,
                     aux_sampling=aux_sampling, data_dir=data_dir, device=device,
                     **split_kwargs(valid_file, test_file, holdout, absolute=True))
-    if device != "cpu" and scheduler is None:  # the embedded cluster's workers share this machine's GPU
-        from .common import pick_device
-
-        cfg.device = pick_device(device)
+    cfg.device = _device_here(device, scheduler)
     settings = sweep_settings(
         name=Path(sweep_dir).resolve().name, dataset=dataset, base_config=cfg, methods=_methods(methods), space=space,
         trials=trials, pruner={"name": pruner, "startup": prune_startup, "warmup": prune_warmup}, seed=seed,
@@ -250,10 +257,7 @@ def report(sweep_dir, seeds, sensitivity, sens_alpha, sens_tau, ablation, reuse_
         live.echo(text)
 
     values = {p: parse_list(text, p) for p, text in (("alpha", sens_alpha), ("tau", sens_tau)) if text is not None}
-    if device not in (None, "cpu") and scheduler is None:  # the embedded cluster's workers share this machine's GPU
-        from .common import pick_device
-
-        device = pick_device(device)
+    device = _device_here(device, scheduler)
     with live:
         paths = run_report(sweep_dir, _parse_seeds(seeds), scheduler=scheduler, n_workers=n_workers, storage=storage,
                            sensitivity=sensitivity, ablation=ablation, reuse_study_seed=reuse_study_seed,
